@@ -1,0 +1,283 @@
+"""The base of every data contract: validation types, JSON, and row conversions.
+
+A contract is an immutable pydantic model. Quantities, prices and amounts are
+:class:`~decimal.Decimal` with the precision of the database schema (seeds/002),
+times are timezone-aware and normalised to UTC. Invalid input raises
+:class:`~qts_data.errors.ContractError`, whose message names the contract, the
+field and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from qts_data.errors import ContractError
+
+UTC = timezone.utc
+C = TypeVar("C", bound="Contract")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+#: A timezone-aware datetime, normalised to UTC. Naive datetimes are rejected.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+#: DECIMAL(18, 8): a price, never negative.
+Price = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False)]
+#: DECIMAL(18, 8): a quantity, never negative.
+Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False)]
+#: DECIMAL(18, 8), strictly positive: the quantity of an execution.
+FillQuantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8, allow_inf_nan=False)]
+#: DECIMAL(18, 2): a money amount (may be negative, e.g. an unrealised loss).
+Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+#: DECIMAL(18, 2), never negative: a fee.
+Fee = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+#: DECIMAL(5, 4): a fraction such as an exposure percentage.
+Fraction = Annotated[Decimal, Field(max_digits=5, decimal_places=4, allow_inf_nan=False)]
+#: DECIMAL(10, 3), never negative: a latency in milliseconds.
+LatencyMs = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=3, allow_inf_nan=False)]
+#: DECIMAL(18, 8): a configuration value.
+ConfigValue = Annotated[Decimal, Field(max_digits=18, decimal_places=8, allow_inf_nan=False)]
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"
+#: A ticker symbol: 1 to 20 characters, letters, digits and ``. _ : / -``
+#: ("005930", "KRW-BTC", "BTC/USDT", "BRK.B").
+Symbol = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20, pattern=SYMBOL_PATTERN)
+]
+
+
+# VARCHAR(n) columns: Text<n> may be empty, Name<n> may not.
+Text10 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)]
+Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
+Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+Name50 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Name64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_validation_error(exc: ValidationError, title: str, where: str | None = None) -> str:
+    """One readable sentence per problem: ``Position.qty: must be >= 0 (got -1)``."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            shown = repr(err["input"])
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            msg = f"{msg} (got {shown})"
+        problems.append(f"{title}.{loc}: {msg}" if loc else f"{title}: {msg}")
+    prefix = f"{where}: " if where else ""
+    return prefix + "; ".join(problems)
+
+
+class _ContractMeta(type(BaseModel)):  # type: ignore[misc]
+    """Turns a failed construction (``Position(qty=-1, ...)``) into a ContractError.
+
+    Done in the metaclass rather than in ``__init__`` so that pydantic keeps its
+    fast validation path (a model with its own ``__init__`` is validated through it).
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc, cls.__name__)) from None
+
+
+class Contract(BaseModel, metaclass=_ContractMeta):
+    """Base class of the data contracts: immutable, validated, JSON round-trip exact."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    #: Column order of the database row (seeds/002); subclasses set it.
+    db_columns: ClassVar[tuple[str, ...]] = ()
+    #: Field name -> default Sheets header; subclasses may override entries.
+    sheets_headers: ClassVar[Mapping[str, str]] = {}
+
+    # -- validation from foreign data ------------------------------------
+    @classmethod
+    def parse(cls: type[C], data: Mapping[str, Any], *, where: str | None = None) -> C:
+        """Validate a mapping; errors name ``where`` (e.g. ``sheet 'ledger' row 7``)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc, cls.__name__, where)) from None
+
+    # -- JSON ------------------------------------------------------------
+    def to_json(self) -> str:
+        """The JSON form: Decimals as strings with every digit, times in ISO 8601 with microseconds."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls: type[C], data: str | bytes) -> C:
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise ContractError(describe_validation_error(exc, cls.__name__, "JSON")) from None
+
+    # -- database rows ---------------------------------------------------
+    def to_db_row(self) -> tuple[Any, ...]:
+        """The values in :attr:`db_columns` order, ready for a parameterised INSERT or COPY."""
+        return tuple(getattr(self, column) for column in self.db_columns)
+
+    @classmethod
+    def from_db_row(cls: type[C], row: Mapping[str, Any], *, trusted: bool = False) -> C:
+        """Build from a database row (a mapping of column to value).
+
+        ``trusted=True`` skips validation for rows read back from a schema that
+        already enforces the contract (the hot read path of the SQL adapters).
+        """
+        values = {column: row[column] for column in cls.db_columns if column in row}
+        if trusted:
+            return cls.model_construct(**values)
+        return cls.parse(values, where="database row")
+
+    # -- Google Sheets rows ----------------------------------------------
+    @classmethod
+    def headers(cls, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Field name -> Sheets header, with ``overrides`` applied."""
+        mapping = {name: cls.sheets_headers.get(name, name) for name in cls.sheet_fields()}
+        if overrides:
+            unknown = set(overrides) - set(mapping)
+            if unknown:
+                raise ContractError(
+                    f"{cls.__name__}: unknown field(s) in header mapping: {', '.join(sorted(unknown))}"
+                )
+            mapping.update(overrides)
+        return mapping
+
+    @classmethod
+    def sheet_fields(cls) -> tuple[str, ...]:
+        return tuple(cls.model_fields)
+
+    def to_sheets_row(self, headers: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Header -> cell text. Numbers keep every digit; times are ISO 8601 in UTC."""
+        out: dict[str, str] = {}
+        for name, header in self.headers(headers).items():
+            out[header] = format_cell(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_sheets_row(
+        cls: type[C],
+        row: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        tz: tzinfo = UTC,
+        where: str | None = None,
+    ) -> C:
+        """Build from a Sheets row (header -> cell). Empty cells are missing values.
+
+        Numbers may carry thousands separators; times without an offset are read
+        in ``tz`` (the sheet's timezone). Errors name ``where``.
+        """
+        values: dict[str, Any] = {}
+        for name, header in cls.headers(headers).items():
+            if header not in row:
+                continue
+            cell = row[header]
+            if cell is None or (isinstance(cell, str) and cell.strip() == ""):
+                continue
+            values[name] = parse_cell(cell, cls.model_fields[name].annotation, tz)
+        return cls.parse(values, where=where)
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if hasattr(value, "value") and not isinstance(value, (str, int, float)):
+        return str(value.value)  # enums
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+_NUMBER_NOISE = re.compile(r"[,\s_]")
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S")
+
+
+def _annotation_has(annotation: Any, kind: type) -> bool:
+    if annotation is kind or (kind is datetime and annotation is AwareDatetime):
+        return True
+    return any(_annotation_has(arg, kind) for arg in getattr(annotation, "__args__", ()) or ())
+
+
+def parse_cell(cell: Any, annotation: Any, tz: tzinfo) -> Any:
+    """Turn a Sheets cell into the value a field expects; leave anything odd to validation."""
+    if _annotation_has(annotation, datetime):
+        return parse_sheet_datetime(cell, tz)
+    if _annotation_has(annotation, Decimal) or _annotation_has(annotation, int):
+        if isinstance(cell, float):
+            return Decimal(repr(cell))
+        if isinstance(cell, str):
+            text = _NUMBER_NOISE.sub("", cell)
+            try:
+                return Decimal(text)
+            except InvalidOperation:
+                return cell  # validation reports it with the field name
+        return cell
+    if _annotation_has(annotation, bool) and isinstance(cell, str):
+        lowered = cell.strip().lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+    return cell
+
+
+def parse_sheet_datetime(cell: Any, tz: tzinfo) -> Any:
+    if isinstance(cell, datetime):
+        return cell if cell.tzinfo else cell.replace(tzinfo=tz)
+    if isinstance(cell, date):
+        return datetime(cell.year, cell.month, cell.day, tzinfo=tz)
+    if not isinstance(cell, str):
+        return cell
+    text = cell.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+        for fmt in _DATETIME_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        if parsed is None:
+            return cell  # validation reports it with the field name
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def rows_to_json(contracts: Sequence[Contract]) -> str:
+    """A JSON array of contracts (for ``--json`` outputs)."""
+    return "[" + ",".join(c.to_json() for c in contracts) + "]"

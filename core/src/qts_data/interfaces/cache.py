@@ -1,0 +1,133 @@
+"""The cache client: a Redis-shaped key-value store with millisecond TTLs (seeds/000 §3.6)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from qts_data.interfaces.component import Component
+
+#: Values are bytes; ``str`` is accepted on write and encoded as UTF-8.
+Value = bytes | str
+
+
+class CachePipeline(abc.ABC):
+    """Commands queued and sent together; ``execute`` returns their results in order.
+
+    Without ``transaction`` the commands are sent in one round trip but other
+    clients' commands may interleave; with it they apply atomically (MULTI/EXEC).
+    Queue methods return the pipeline so calls can be chained.
+    """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> CachePipeline: ...
+    @abc.abstractmethod
+    def set(self, key: str, value: Value, ttl_ms: int | None = None) -> CachePipeline: ...
+    @abc.abstractmethod
+    def delete(self, *keys: str) -> CachePipeline: ...
+    @abc.abstractmethod
+    def expire(self, key: str, ttl_ms: int) -> CachePipeline: ...
+    @abc.abstractmethod
+    def hset(self, key: str, mapping: Mapping[str, Value]) -> CachePipeline: ...
+    @abc.abstractmethod
+    def hgetall(self, key: str) -> CachePipeline: ...
+    @abc.abstractmethod
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> CachePipeline: ...
+    @abc.abstractmethod
+    def zrem(self, key: str, *members: str) -> CachePipeline: ...
+    @abc.abstractmethod
+    async def execute(self) -> list[Any]:
+        """Send the queued commands; the queue is empty afterwards."""
+
+    async def __aenter__(self) -> CachePipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            await self.execute()
+
+
+class CacheClient(Component, abc.ABC):
+    """A remote or in-process cache. Keys are strings; values and hash fields hold bytes.
+
+    TTLs are in milliseconds; ``None`` means no expiry. A write to a key replaces
+    its TTL (like Redis' SET); ``hset``/``zadd`` keep the key's TTL unless one is
+    given. Reading a key of another type raises
+    :class:`~qts_data.errors.CacheTypeError`.
+    """
+
+    # -- strings ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def set(self, key: str, value: Value, ttl_ms: int | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, *keys: str) -> int:
+        """Remove keys of any type; returns how many existed."""
+
+    @abc.abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def expire(self, key: str, ttl_ms: int) -> bool:
+        """Set a key's TTL; False when the key does not exist."""
+
+    @abc.abstractmethod
+    async def ttl_ms(self, key: str) -> int | None:
+        """Remaining TTL in ms; None when the key has no TTL; -2 when the key does not exist."""
+
+    # -- hashes ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def hset(self, key: str, mapping: Mapping[str, Value], ttl_ms: int | None = None) -> int:
+        """Set fields; returns how many fields were new."""
+
+    @abc.abstractmethod
+    async def hget(self, key: str, field: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        """Every field; an empty dict for a missing key."""
+
+    @abc.abstractmethod
+    async def hdel(self, key: str, *fields: str) -> int: ...
+
+    # -- sorted sets (order books: ``book:{symbol}:{side}``) --------------------
+    @abc.abstractmethod
+    async def zadd(self, key: str, mapping: Mapping[str, float], ttl_ms: int | None = None) -> int:
+        """Add or rescore members; returns how many were new."""
+
+    @abc.abstractmethod
+    async def zrange(
+        self, key: str, start: int = 0, stop: int = -1, *, desc: bool = False
+    ) -> list[tuple[str, float]]:
+        """Members with scores by rank (inclusive ``stop``; negative counts from the end)."""
+
+    @abc.abstractmethod
+    async def zrangebyscore(
+        self, key: str, min_score: float, max_score: float
+    ) -> list[tuple[str, float]]:
+        """Members with ``min_score <= score <= max_score``, ascending."""
+
+    @abc.abstractmethod
+    async def zrem(self, key: str, *members: str) -> int: ...
+
+    @abc.abstractmethod
+    async def zcard(self, key: str) -> int: ...
+
+    # -- keyspace ----------------------------------------------------------------
+    @abc.abstractmethod
+    def scan_iter(self, match: str = "*", count: int = 500) -> AsyncIterator[str]:
+        """Every key matching a glob pattern, without blocking the server (never ``KEYS``)."""
+
+    @abc.abstractmethod
+    def pipeline(self, transaction: bool = False) -> CachePipeline: ...
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Several strings in one round trip (clients may override with a native MGET)."""
+        pipe = self.pipeline()
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
