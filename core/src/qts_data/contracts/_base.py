@@ -25,6 +25,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic._internal._model_construction import ModelMetaclass
 
 from qts_data.errors import ContractError
 
@@ -61,7 +62,8 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"
 #: A ticker symbol: 1 to 20 characters, letters, digits and ``. _ : / -``
 #: ("005930", "KRW-BTC", "BTC/USDT", "BRK.B").
 Symbol = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20, pattern=SYMBOL_PATTERN)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20, pattern=SYMBOL_PATTERN),
 ]
 
 
@@ -84,7 +86,11 @@ def describe_validation_error(exc: ValidationError, title: str, where: str | Non
     for err in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+        if (
+            "input" in err
+            and err["type"] not in ("missing",)
+            and not isinstance(err["input"], dict)
+        ):
             shown = repr(err["input"])
             if len(shown) > 60:
                 shown = shown[:57] + "..."
@@ -94,7 +100,7 @@ def describe_validation_error(exc: ValidationError, title: str, where: str | Non
     return prefix + "; ".join(problems)
 
 
-class _ContractMeta(type(BaseModel)):  # type: ignore[misc]
+class _ContractMeta(ModelMetaclass):
     """Turns a failed construction (``Position(qty=-1, ...)``) into a ContractError.
 
     Done in the metaclass rather than in ``__init__`` so that pydantic keeps its
@@ -153,7 +159,7 @@ class Contract(BaseModel, metaclass=_ContractMeta):
         """
         values = {column: row[column] for column in cls.db_columns if column in row}
         if trusted:
-            return cls.model_construct(**values)
+            return cls.model_construct(**values)  # type: ignore[return-value]
         return cls.parse(values, where="database row")
 
     # -- Google Sheets rows ----------------------------------------------
@@ -223,7 +229,12 @@ def format_cell(value: Any) -> str:
 
 
 _NUMBER_NOISE = re.compile(r"[,\s_]")
-_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S")
+_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+)
 
 
 def _annotation_has(annotation: Any, kind: type) -> bool:
@@ -263,6 +274,7 @@ def parse_sheet_datetime(cell: Any, tz: tzinfo) -> Any:
     if not isinstance(cell, str):
         return cell
     text = cell.strip()
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -88,13 +88,30 @@ class TickData(Contract):
     def dedup_key(self) -> tuple[Any, ...]:
         if self.trade_id is not None:
             return (self.symbol, self.time, self.trade_id)
-        return (self.symbol, self.time, None, self.price, self.volume, self.bid, self.ask, self.source)
+        return (
+            self.symbol,
+            self.time,
+            None,
+            self.price,
+            self.volume,
+            self.bid,
+            self.ask,
+            self.source,
+        )
 
 
 class OHLCV(Contract):
     """One candle (hypertable ``ohlcv_1d``; aggregate ``ohlcv_1m``). ``time`` is the bucket start."""
 
-    db_columns: ClassVar[tuple[str, ...]] = ("time", "symbol", "open", "high", "low", "close", "volume")
+    db_columns: ClassVar[tuple[str, ...]] = (
+        "time",
+        "symbol",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    )
 
     time: UtcDatetime
     symbol: Symbol

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, Literal
 
@@ -137,5 +136,3 @@ class ExecutionLog(Contract):
     latency_ms: LatencyMs | None = None
     success: bool
     error_code: Text50 | None = None
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -126,7 +126,9 @@ class DataSourceAdapter(Component, abc.ABC):
         """Ticks of ``symbol`` in ``[start, end)``, in time order."""
 
     @abc.abstractmethod
-    async def upsert_ohlcv(self, candles: Iterable[OHLCV], interval: Interval | str = Interval.D1) -> int:
+    async def upsert_ohlcv(
+        self, candles: Iterable[OHLCV], interval: Interval | str = Interval.D1
+    ) -> int:
         """Insert or replace stored candles on ``(interval, symbol, time)``; returns how many were written."""
 
     @abc.abstractmethod
@@ -178,7 +180,3 @@ class DataSourceAdapter(Component, abc.ABC):
 
         Unknown names raise :class:`~qts_data.errors.QtsDataError` listing the known ones.
         """
-
-
-
-

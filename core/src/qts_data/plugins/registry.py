@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from qts_data.cache import CacheManager
     from qts_data.interfaces import CacheClient, Component, DataSourceAdapter
 
 
@@ -71,6 +72,10 @@ class BuildContext(Protocol):
 
     def adapter(self, name: str) -> DataSourceAdapter: ...
     def cache(self, name: str) -> CacheClient: ...
+    def cache_manager(self, name: str) -> CacheManager:
+        """The stack's cache manager over the cache client ``name`` (one per client)."""
+        ...
+
     def component(self, kind: ComponentKind, name: str) -> Component: ...
     def resolve_path(self, path: str) -> str:
         """A path from the configuration, relative to the configuration file's folder."""

@@ -1,0 +1,31 @@
+"""The core's own plugin ``core``: the compositions and the logging sink. Always loaded."""
+
+from __future__ import annotations
+
+from qts_data.compositions.cached import CachedSettings, make_cached
+from qts_data.compositions.hybrid import HybridSettings, make_hybrid
+from qts_data.events.logging_sink import LoggingSinkSettings, make_logging_sink
+from qts_data.plugins import Register, hookimpl
+
+
+@hookimpl
+def qts_data_adapters(register: Register) -> None:
+    register(
+        "cached", make_cached, settings=CachedSettings, description="an adapter fronted by a cache"
+    )
+    register(
+        "hybrid",
+        make_hybrid,
+        settings=HybridSettings,
+        description="Sheets and a database: SHEETS_ONLY / HYBRID / DB_ONLY",
+    )
+
+
+@hookimpl
+def qts_data_event_sinks(register: Register) -> None:
+    register(
+        "logging",
+        make_logging_sink,
+        settings=LoggingSinkSettings,
+        description="events to the Python log",
+    )

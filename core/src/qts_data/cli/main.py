@@ -1,0 +1,28 @@
+"""The ``qts-data`` command."""
+
+from __future__ import annotations
+
+import click
+
+from qts_data._version import __version__
+from qts_data.cli.check_cmd import check_command
+from qts_data.cli.demo_cmd import demo_command
+from qts_data.cli.errors import QtsGroup
+from qts_data.cli.init_cmd import init_command
+from qts_data.cli.plugins_cmd import plugins_command
+
+
+@click.group(cls=QtsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qts-data")
+def cli() -> None:
+    """qts-data: the data and caching layer of a quantitative trading system."""
+
+
+cli.add_command(plugins_command)
+cli.add_command(check_command)
+cli.add_command(demo_command)
+cli.add_command(init_command)
+
+
+def main() -> None:
+    cli(prog_name="qts-data")

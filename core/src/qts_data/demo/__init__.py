@@ -1,0 +1,1 @@
+"""The demo: a synthetic market run through a stack."""
