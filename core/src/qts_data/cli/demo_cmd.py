@@ -76,7 +76,8 @@ def _print_report(report: DemoReport, elapsed: float, source: str) -> None:
     rate = report.ticks_inserted / report.ingest_s if report.ingest_s else 0
     out.print(
         f"ticks: {report.ticks_generated:,} generated, {report.ticks_inserted:,} stored "
-        f"({rate:,.0f}/s); re-ingesting the last 10 minutes stored 0 and skipped "
+        f"({rate:,.0f}/s); re-ingesting the last 10 minutes stored "
+        f"{report.ticks_reingested_inserted:,} and skipped "
         f"{report.ticks_reingested_duplicates:,} duplicates"
     )
     out.print(

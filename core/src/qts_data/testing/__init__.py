@@ -13,6 +13,7 @@ Enable it with ``-p qts_data.testing`` or ``pytest_plugins = ["qts_data.testing"
 
 from qts_data.testing.adapter_suite import AdapterConformance
 from qts_data.testing.cache_suite import CacheClientConformance
+from qts_data.testing.plugin_site import PluginSite, plugin_site
 from qts_data.testing.servers import *  # noqa: F403 - the fixtures must be module globals for pytest
 from qts_data.testing.servers import __all__ as _server_names
 from qts_data.testing.sink_suite import EventSinkConformance
@@ -21,5 +22,7 @@ __all__ = [
     "AdapterConformance",
     "CacheClientConformance",
     "EventSinkConformance",
+    "PluginSite",
+    "plugin_site",
     *_server_names,
 ]
