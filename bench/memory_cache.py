@@ -105,11 +105,15 @@ def main() -> None:
     print(f"{'await empty coroutine':<34}{floor:>10.0f}{floor / dict_get:>10.2f}")
     print(f"{'MemoryCacheClient.get (hit)':<34}{get_ns:>10.0f}{get_ns / dict_get:>10.2f}")
     print(f"{'MemoryCacheClient.set (ttl 60 s)':<34}{set_ns:>10.0f}{set_ns / dict_set:>10.2f}")
-    print(f"get over the async floor: {get_ns - floor:.0f} ns; set over it: {set_ns - floor:.0f} ns")
+    print(
+        f"get over the async floor: {get_ns - floor:.0f} ns; set over it: {set_ns - floor:.0f} ns"
+    )
     bare = startup_ms("pass")
     stack = startup_ms(STARTUP)
-    print(f"interpreter start: {bare:.0f} ms; to an open memory stack and a read: {stack:.0f} ms "
-          f"({stack / bare:.1f}x, +{stack - bare:.0f} ms)")
+    print(
+        f"interpreter start: {bare:.0f} ms; to an open memory stack and a read: {stack:.0f} ms "
+        f"({stack / bare:.1f}x, +{stack - bare:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ class Run:
     err: str
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> Run:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> Run:
     """Run the installed ``qts-data`` command in a fresh process."""
     proc = subprocess.run(
         [sys.executable, "-m", "qts_data.cli", *args],

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from qts_data.testing import PluginSite
 
 SICK = """
@@ -44,9 +44,12 @@ def test_plugins_json_lists_memory_and_the_core() -> None:
     assert result.code == 0, result.err
     plugins = {p["name"]: p for p in json.loads(result.out)}
     memory = plugins["memory"]
-    assert memory["status"] == "loaded" and memory["distribution"] == "qts-data-memory"
+    assert memory["status"] == "loaded"
+    assert memory["distribution"] == "qts-data-memory"
     assert {(c["kind"], c["name"]) for c in memory["components"]} == {
-        ("adapter", "memory"), ("cache", "memory"), ("sink", "memory")
+        ("adapter", "memory"),
+        ("cache", "memory"),
+        ("sink", "memory"),
     }
     assert plugins["core"]["builtin"] is True
 
@@ -54,10 +57,13 @@ def test_plugins_json_lists_memory_and_the_core() -> None:
 def test_plugins_table_is_readable() -> None:
     result = run_cli("plugins")
     assert result.code == 0
-    assert "qts-data-memory" in result.out and "adapter:memory" in result.out
+    assert "qts-data-memory" in result.out
+    assert "adapter:memory" in result.out
 
 
-def test_a_broken_plugin_is_listed_with_its_error_while_memory_still_works(plugin_site: PluginSite) -> None:
+def test_a_broken_plugin_is_listed_with_its_error_while_memory_still_works(
+    plugin_site: PluginSite,
+) -> None:
     plugin_site.add("broken", "import backend_library_that_is_not_installed\n")
     env = plugin_site.env(COLUMNS="200")
     listed = run_cli("plugins", "--json", env=env)
@@ -81,25 +87,31 @@ def test_strict_mode_makes_a_broken_plugin_fatal(plugin_site: PluginSite) -> Non
 def test_check_default_stack_is_healthy() -> None:
     result = run_cli("check")
     assert result.code == 0, result.err
-    assert "adapter:main" in result.out and "cache:hot" in result.out and "HEALTHY" in result.out
+    assert "adapter:main" in result.out
+    assert "cache:hot" in result.out
+    assert "HEALTHY" in result.out
 
 
 def test_check_json_is_machine_readable() -> None:
     result = run_cli("check", "--json")
     assert result.code == 0
     data = json.loads(result.out)
-    assert data["state"] == "HEALTHY" and data["source"] == "<default>"
+    assert data["state"] == "HEALTHY"
+    assert data["source"] == "<default>"
     assert {c["name"] for c in data["components"]} == {"store", "main", "hot"}
     assert "position" in data["cache"]["kinds"]
 
 
-def test_check_exits_1_when_a_component_is_unhealthy(plugin_site: PluginSite, tmp_path: Path) -> None:
+def test_check_exits_1_when_a_component_is_unhealthy(
+    plugin_site: PluginSite, tmp_path: Path
+) -> None:
     plugin_site.add("sick", SICK)
     config = tmp_path / "qts.toml"
     config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "sick"\n')
     result = run_cli("check", str(config), env=plugin_site.env(COLUMNS="200"))
     assert result.code == 1, result.out + result.err
-    assert "UNHEALTHY" in result.out and "disk on fire" in result.out
+    assert "UNHEALTHY" in result.out
+    assert "disk on fire" in result.out
 
 
 def test_check_with_a_bad_configuration_prints_one_line(tmp_path: Path) -> None:
@@ -107,7 +119,9 @@ def test_check_with_a_bad_configuration_prints_one_line(tmp_path: Path) -> None:
     config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "timescale"\n')
     result = run_cli("check", str(config))
     assert result.code == 2
-    assert_one_line_error(result.err, str(config), "adapters.db.type", "pip install qts-data-timescale")
+    assert_one_line_error(
+        result.err, str(config), "adapters.db.type", "pip install qts-data-timescale"
+    )
 
 
 def test_check_masks_secrets_in_settings_and_errors(tmp_path: Path) -> None:
@@ -121,7 +135,11 @@ def test_check_masks_secrets_in_settings_and_errors(tmp_path: Path) -> None:
     assert "s3cr3t-pw" not in result.out
     assert "postgresql://qts:***@db.internal/qts" in result.out
     bad = tmp_path / "bad.toml"
-    bad.write_text(config.read_text().replace('type = "logging"', 'type = "logging"\nmin_priority = "postgresql://qts:s3cr3t-pw@x/y"'))
+    bad.write_text(
+        config.read_text().replace(
+            'type = "logging"', 'type = "logging"\nmin_priority = "postgresql://qts:s3cr3t-pw@x/y"'
+        )
+    )
     result = run_cli("check", str(bad))
     assert result.code == 2
     assert_one_line_error(result.err, "sinks.log.min_priority")
@@ -137,14 +155,16 @@ def test_missing_config_file_is_one_line(tmp_path: Path) -> None:
 def test_unknown_command_is_a_usage_error_without_traceback() -> None:
     result = run_cli("frobnicate")
     assert result.code == 2
-    assert "No such command 'frobnicate'" in result.err and "Traceback" not in result.err
+    assert "No such command 'frobnicate'" in result.err
+    assert "Traceback" not in result.err
 
 
 def test_init_writes_a_starter_configuration_that_checks_healthy(tmp_path: Path) -> None:
     result = run_cli("init", cwd=tmp_path)
     assert result.code == 0, result.err
     written = tmp_path / "qts-data.toml"
-    assert written.exists() and "# qts-data configuration" in written.read_text()
+    assert written.exists()
+    assert "# qts-data configuration" in written.read_text()
     checked = run_cli("check", str(written))
     assert checked.code == 0, checked.out + checked.err
     again = run_cli("init", cwd=tmp_path)
@@ -161,14 +181,17 @@ def test_demo_runs_the_main_job_in_under_ten_seconds() -> None:
     assert result.code == 0, result.err
     assert elapsed < 10, f"demo took {elapsed:.1f} s"
     out = result.out
-    assert "ticks:" in out and "skipped" in out
+    assert "ticks:" in out
+    assert "skipped" in out
     assert "candles from ticks: 1m 600, 5m 120, 15m 40, 1h 10" in out
     assert "retried writes recorded once" in out
-    assert "hit rate" in out and "position" in out
+    assert "hit rate" in out
+    assert "position" in out
     assert "stack health: HEALTHY" in out
 
 
 def test_demo_rejects_bad_arguments_in_one_line() -> None:
     result = run_cli("demo", "--hours", "-3")
     assert result.code == 2
-    assert "Invalid value for '--hours'" in result.err and "Traceback" not in result.err
+    assert "Invalid value for '--hours'" in result.err
+    assert "Traceback" not in result.err

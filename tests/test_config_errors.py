@@ -28,35 +28,96 @@ type = "memory"
 
 CASES: list[tuple[str, str, str]] = [
     ("invalid TOML", "[stack\nadapter = 1", "invalid TOML"),
-    ("unknown section", BASE + "\n[adaptors.x]\ntype='memory'\n", "adaptors: unknown section (did you mean 'adapters'?)"),
-    ("component without type", BASE + "\n[adapters.extra]\nx = 1\n", "adapters.extra.type: missing"),
-    ("unknown type with install hint", BASE.replace('type = "memory"\n\n[adapters.main]', 'type = "timescale"\n\n[adapters.main]'),
-     "adapters.store.type: no adapter named 'timescale': it is provided by the plugin package qts-data-timescale (pip install qts-data-timescale). Available adapters: cached, hybrid, memory"),
-    ("typo in type", BASE.replace('type = "cached"', 'type = "cachd"'), "adapters.main.type: no adapter named 'cachd'"),
+    (
+        "unknown section",
+        BASE + "\n[adaptors.x]\ntype='memory'\n",
+        "adaptors: unknown section (did you mean 'adapters'?)",
+    ),
+    (
+        "component without type",
+        BASE + "\n[adapters.extra]\nx = 1\n",
+        "adapters.extra.type: missing",
+    ),
+    (
+        "unknown type with install hint",
+        BASE.replace('type = "memory"\n\n[adapters.main]', 'type = "timescale"\n\n[adapters.main]'),
+        "adapters.store.type: no adapter named 'timescale': it is provided by the plugin package qts-data-timescale (pip install qts-data-timescale). Available adapters: cached, hybrid, memory",
+    ),
+    (
+        "typo in type",
+        BASE.replace('type = "cached"', 'type = "cachd"'),
+        "adapters.main.type: no adapter named 'cachd'",
+    ),
     ("unknown setting", BASE + "max_entrys = 5\n", "caches.hot.max_entrys: unknown key"),
-    ("bad setting value", BASE + "max_entries = 'many'\n", "caches.hot.max_entries: Input should be a valid integer"),
-    ("reference to a missing component", BASE.replace('adapter = "store"', 'adapter = "stor"'),
-     "adapters.main.adapter: no adapter named 'stor' (did you mean 'store'?); defined: store, main"),
-    ("stack names a missing adapter", BASE.replace('adapter = "main"', 'adapter = "mian"', 1),
-     "stack.adapter: no adapter named 'mian' (did you mean 'main'?)"),
-    ("stack names a missing cache", BASE.replace('cache = "hot"', 'cache = "cold"', 1), "stack.cache: no cache client named 'cold'"),
-    ("unknown stack key", BASE.replace("[stack]\n", "[stack]\ncolour = 1\n"), "stack.colour: unknown key"),
-    ("sinks not a list", BASE.replace("[stack]\n", "[stack]\nsinks = 'log'\n"), "stack.sinks: Input should be a valid list"),
-    ("component is not a table", BASE + "\n[sinks]\nlog = 'logging'\n", "sinks.log: must be a table"),
-    ("required not a boolean", BASE + "required = 'yes'\n", "caches.hot.required: must be true or false"),
-    ("cycle", BASE.replace('adapter = "store"', 'adapter = "main"'), "components refer to each other in a cycle: adapters.main -> adapters.main"),
-    ("two-step cycle", BASE + '\n[adapters.a]\ntype = "cached"\nadapter = "b"\ncache = "hot"\n[adapters.b]\ntype = "cached"\nadapter = "a"\ncache = "hot"\n',
-     "cycle: adapters.a -> adapters.b -> adapters.a"),
-    ("hybrid with a bad mode", BASE + '\n[adapters.h]\ntype = "hybrid"\nsheets = "store"\ndb = "store"\nmode = "BOTH"\n',
-     "adapters.h.mode: Input should be 'SHEETS_ONLY', 'HYBRID' or 'DB_ONLY'"),
+    (
+        "bad setting value",
+        BASE + "max_entries = 'many'\n",
+        "caches.hot.max_entries: Input should be a valid integer",
+    ),
+    (
+        "reference to a missing component",
+        BASE.replace('adapter = "store"', 'adapter = "stor"'),
+        "adapters.main.adapter: no adapter named 'stor' (did you mean 'store'?); defined: store, main",
+    ),
+    (
+        "stack names a missing adapter",
+        BASE.replace('adapter = "main"', 'adapter = "mian"', 1),
+        "stack.adapter: no adapter named 'mian' (did you mean 'main'?)",
+    ),
+    (
+        "stack names a missing cache",
+        BASE.replace('cache = "hot"', 'cache = "cold"', 1),
+        "stack.cache: no cache client named 'cold'",
+    ),
+    (
+        "unknown stack key",
+        BASE.replace("[stack]\n", "[stack]\ncolour = 1\n"),
+        "stack.colour: unknown key",
+    ),
+    (
+        "sinks not a list",
+        BASE.replace("[stack]\n", "[stack]\nsinks = 'log'\n"),
+        "stack.sinks: Input should be a valid list",
+    ),
+    (
+        "component is not a table",
+        BASE + "\n[sinks]\nlog = 'logging'\n",
+        "sinks.log: must be a table",
+    ),
+    (
+        "required not a boolean",
+        BASE + "required = 'yes'\n",
+        "caches.hot.required: must be true or false",
+    ),
+    (
+        "cycle",
+        BASE.replace('adapter = "store"', 'adapter = "main"'),
+        "components refer to each other in a cycle: adapters.main -> adapters.main",
+    ),
+    (
+        "two-step cycle",
+        BASE
+        + '\n[adapters.a]\ntype = "cached"\nadapter = "b"\ncache = "hot"\n[adapters.b]\ntype = "cached"\nadapter = "a"\ncache = "hot"\n',
+        "cycle: adapters.a -> adapters.b -> adapters.a",
+    ),
+    (
+        "hybrid with a bad mode",
+        BASE + '\n[adapters.h]\ntype = "hybrid"\nsheets = "store"\ndb = "store"\nmode = "BOTH"\n',
+        "adapters.h.mode: Input should be 'SHEETS_ONLY', 'HYBRID' or 'DB_ONLY'",
+    ),
     ("bad cache ttl kind", BASE + "\n[cache.ttl_ms]\nprices = 5\n", "cache.ttl_ms.prices"),
-    ("reference of the wrong kind", BASE.replace('cache = "hot"\n\n[caches', 'cache = "store"\n\n[caches'),
-     "adapters.main.cache: no cache client named 'store'"),
+    (
+        "reference of the wrong kind",
+        BASE.replace('cache = "hot"\n\n[caches', 'cache = "store"\n\n[caches'),
+        "adapters.main.cache: no cache client named 'store'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_configuration_is_reported_with_file_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_configuration_is_reported_with_file_key_and_problem(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     path = tmp_path / "qts.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -80,7 +141,9 @@ def test_secret_in_a_bad_setting_is_masked(tmp_path: Path) -> None:
     mapping: dict[str, Any] = {
         "stack": {"adapter": "store", "cache": "hot"},
         "adapters": {"store": {"type": "memory"}},
-        "caches": {"hot": {"type": "memory", "max_entries": "postgresql://qts:hunter2secret@db/qts"}},
+        "caches": {
+            "hot": {"type": "memory", "max_entries": "postgresql://qts:hunter2secret@db/qts"}
+        },
     }
     with pytest.raises(ConfigError) as info:
         open_stack(mapping)
@@ -89,5 +152,7 @@ def test_secret_in_a_bad_setting_is_masked(tmp_path: Path) -> None:
 
 
 def test_environment_override_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"caches.hot.max_entries: Input should be a valid integer"):
+    with pytest.raises(
+        ConfigError, match=r"caches.hot.max_entries: Input should be a valid integer"
+    ):
         open_stack(None, environ={"QTS_DATA__CACHES__HOT__MAX_ENTRIES": "lots"})

@@ -61,12 +61,18 @@ USES_LAZY = {
 def probe(site: PluginSite, config: object) -> list[str]:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE.format(config=repr(config))],
-        capture_output=True, text=True, env=site.env(), timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=site.env(),
+        timeout=60,
+        check=True,
     )
     return list(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def test_listing_plugins_and_the_memory_stack_import_no_backend_library(plugin_site: PluginSite) -> None:
+def test_listing_plugins_and_the_memory_stack_import_no_backend_library(
+    plugin_site: PluginSite,
+) -> None:
     plugin_site.add("lazy", LAZY_PLUGIN, extra_modules={"qts_test_lazy_backend": BACKEND})
     assert probe(plugin_site, None) == []
 

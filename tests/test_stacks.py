@@ -75,7 +75,9 @@ primary = "{primary}"
 
 
 def entry(order_id: str, side: str = "BUY") -> LedgerEntry:
-    return LedgerEntry(timestamp=T, symbol="005930", side=side, qty="1", price="71000", order_id=order_id)
+    return LedgerEntry(
+        timestamp=T, symbol="005930", side=side, qty="1", price="71000", order_id=order_id
+    )
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -93,7 +95,9 @@ async def test_default_stack_is_memory_behind_memory_cache() -> None:
         health = await stack.health()
         assert health.state is HealthState.HEALTHY
         assert {(c.kind, c.name) for c in health.components} == {
-            ("adapter", "store"), ("adapter", "main"), ("cache", "hot")
+            ("adapter", "store"),
+            ("adapter", "main"),
+            ("cache", "hot"),
         }
 
 
@@ -103,7 +107,8 @@ async def test_cached_stack_from_toml_serves_reads_from_the_cache(tmp_path: Path
         for _ in range(10):
             assert (await stack.adapter.fetch_position("005930")) is not None
         stats = stack.cache.stats()["position"]
-        assert stats.hits == 10 and stats.misses == 0  # write-through filled the cache
+        assert stats.hits == 10
+        assert stats.misses == 0
         assert stack.cache.ttl_ms(CacheKind.POSITION) == 60000
 
 
@@ -118,9 +123,13 @@ async def test_cached_reads_see_writes_made_through_the_composition(tmp_path: Pa
         assert [r.value for r in await adapter.fetch_risk_configs()] == [Decimal(1)]
         await adapter.save_risk_config(RiskConfig(config_key="max", value="2"))
         assert [r.value for r in await adapter.fetch_risk_configs()] == [Decimal(2)]
-        await adapter.save_strategy_param(StrategyParam(strategy_id="s", param_name="w", value="1", value_type="int"))
+        await adapter.save_strategy_param(
+            StrategyParam(strategy_id="s", param_name="w", value="1", value_type="int")
+        )
         assert [p.value for p in await adapter.fetch_strategy_params("s")] == ["1"]
-        await adapter.save_strategy_param(StrategyParam(strategy_id="s", param_name="w", value="5", value_type="int"))
+        await adapter.save_strategy_param(
+            StrategyParam(strategy_id="s", param_name="w", value="5", value_type="int")
+        )
         assert [p.value for p in await adapter.fetch_strategy_params("s")] == ["5"]
         assert [p.value for p in await adapter.fetch_strategy_params()] == ["5"]
 
@@ -142,11 +151,14 @@ async def test_write_through_with_a_failing_database_write_leaves_no_newer_value
     with pytest.raises(RuntimeError, match="database write failed"):
         await adapter.update_position("A", "99", "10")
     cached = await adapter.fetch_position("A")
-    assert cached is not None and cached.qty == Decimal(1)
+    assert cached is not None
+    assert cached.qty == Decimal(1)
     assert cache.stats()["position"].invalidations >= 1
 
 
-async def test_safety_lockdown_stops_cache_writes_and_fail_bypasses_the_cache(tmp_path: Path) -> None:
+async def test_safety_lockdown_stops_cache_writes_and_fail_bypasses_the_cache(
+    tmp_path: Path,
+) -> None:
     async with open_stack(write_config(tmp_path, CACHED)) as stack:
         adapter, cache = stack.adapter, stack.cache
         await stack.safety.set_state(SafetyState.LOCKDOWN, "drill")
@@ -164,8 +176,14 @@ async def test_safety_lockdown_stops_cache_writes_and_fail_bypasses_the_cache(tm
         assert cache.stats()["position"].hits == hits_before + 1  # resumed without a restart
         sink = stack.components[(ComponentKind.SINK, "events")]
         assert isinstance(sink, MemoryEventSink)
-        changes = [(e.priority, e.payload["current"]) for e in sink.events if e.type == "safety.changed"]
-        assert changes == [(Priority.P0, "LOCKDOWN"), (Priority.P0, "FAIL"), (Priority.P1, "NORMAL")]
+        changes = [
+            (e.priority, e.payload["current"]) for e in sink.events if e.type == "safety.changed"
+        ]
+        assert changes == [
+            (Priority.P0, "LOCKDOWN"),
+            (Priority.P0, "FAIL"),
+            (Priority.P1, "NORMAL"),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +234,8 @@ async def test_hybrid_keeps_primary_writes_while_the_secondary_is_down_and_catch
     assert len(await primary.fetch_ledger()) == 3
     assert hybrid.pending == 3
     health = await hybrid.health_check()
-    assert health.state is HealthState.DEGRADED and health.details["pending_secondary_writes"] == 3
+    assert health.state is HealthState.DEGRADED
+    assert health.details["pending_secondary_writes"] == 3
     secondary.up = True
     assert await hybrid.flush() == 3
     assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-0", "o-1", "o-2"]
@@ -234,11 +253,15 @@ async def test_hybrid_sends_ticks_to_the_side_that_supports_them() -> None:
     hybrid = HybridAdapter(sheets, db)
     tick = TickData(time=T, symbol="005930", price="71000", volume=1, trade_id="1")
     assert (await hybrid.ingest_ticks([tick])).inserted == 1
-    assert await hybrid.fetch_tick_data("005930", T, datetime(2025, 1, 1, tzinfo=timezone.utc)) == [tick]
+    assert await hybrid.fetch_tick_data("005930", T, datetime(2025, 1, 1, tzinfo=timezone.utc)) == [
+        tick
+    ]
 
 
 async def test_environment_overrides_any_key(tmp_path: Path) -> None:
-    stack = open_stack(write_config(tmp_path, CACHED), environ={"QTS_DATA__CACHE__TTL_MS__POSITION": "250"})
+    stack = open_stack(
+        write_config(tmp_path, CACHED), environ={"QTS_DATA__CACHE__TTL_MS__POSITION": "250"}
+    )
     assert stack.cache.ttl_ms(CacheKind.POSITION) == 250
     assert stack.config.raw.overrides == ["cache.ttl_ms.position"]
 
@@ -258,10 +281,13 @@ async def test_an_optional_component_that_fails_to_open_degrades_the_stack(tmp_p
         health = await stack.health()
         assert health.state is HealthState.DEGRADED
         broken = next(c for c in health.components if c.name == "events")
-        assert broken.status.state is HealthState.UNHEALTHY and "broker down" in broken.status.message
+        assert broken.status.state is HealthState.UNHEALTHY
+        assert "broker down" in broken.status.message
 
 
-async def test_a_required_component_that_fails_to_open_fails_the_stack_and_closes_the_rest(tmp_path: Path) -> None:
+async def test_a_required_component_that_fails_to_open_fails_the_stack_and_closes_the_rest(
+    tmp_path: Path,
+) -> None:
     closed: list[str] = []
 
     class Tracking(MemoryAdapter):
@@ -272,7 +298,15 @@ async def test_a_required_component_that_fails_to_open_fails_the_stack_and_close
         async def open(self) -> None:
             raise ConnectionError("connection refused to postgresql://qts:s3cr3tpass@db/qts")
 
-    stack = open_stack(write_config(tmp_path, CACHED.replace('[adapters.store]\ntype = "memory"', '[adapters.store]\ntype = "memory"\n[adapters.other]\ntype = "memory"')))
+    stack = open_stack(
+        write_config(
+            tmp_path,
+            CACHED.replace(
+                '[adapters.store]\ntype = "memory"',
+                '[adapters.store]\ntype = "memory"\n[adapters.other]\ntype = "memory"',
+            ),
+        )
+    )
     keys = {k[1]: k for k in stack.components}
     stack.components[keys["store"]] = Tracking()
     stack.components[keys["store"]].name = "store"
@@ -299,5 +333,6 @@ async def test_events_reach_every_sink_even_when_one_fails() -> None:
     await bus.emit(Priority.P3, "test.event", "test", n=2)
     assert [e.payload["n"] for e in good.events] == [1, 2]
     summary = bus.summary()["sinks"]
-    assert summary["bad"]["failed_events"] == 2 and summary["bad"]["last_error"] == "RuntimeError: sink broken"
+    assert summary["bad"]["failed_events"] == 2
+    assert summary["bad"]["last_error"] == "RuntimeError: sink broken"
     assert summary["good"]["delivered"] == 2

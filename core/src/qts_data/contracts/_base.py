@@ -50,21 +50,33 @@ def _plain_decimal(value: Decimal) -> str:
 PlainJson = PlainSerializer(_plain_decimal, return_type=str, when_used="json")
 
 #: DECIMAL(18, 8): a price, never negative.
-Price = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson]
+Price = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+]
 #: DECIMAL(18, 8): a quantity, never negative.
-Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson]
+Quantity = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+]
 #: DECIMAL(18, 8), strictly positive: the quantity of an execution.
-FillQuantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson]
+FillQuantity = Annotated[
+    Decimal, Field(gt=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+]
 #: DECIMAL(18, 2): a money amount (may be negative, e.g. an unrealised loss).
 Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), PlainJson]
 #: DECIMAL(18, 2), never negative: a fee.
-Fee = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), PlainJson]
+Fee = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), PlainJson
+]
 #: DECIMAL(5, 4): a fraction such as an exposure percentage.
 Fraction = Annotated[Decimal, Field(max_digits=5, decimal_places=4, allow_inf_nan=False), PlainJson]
 #: DECIMAL(10, 3), never negative: a latency in milliseconds.
-LatencyMs = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=3, allow_inf_nan=False), PlainJson]
+LatencyMs = Annotated[
+    Decimal, Field(ge=0, max_digits=10, decimal_places=3, allow_inf_nan=False), PlainJson
+]
 #: DECIMAL(18, 8): a configuration value.
-ConfigValue = Annotated[Decimal, Field(max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson]
+ConfigValue = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+]
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"
 #: A ticker symbol: 1 to 20 characters, letters, digits and ``. _ : / -``

@@ -72,10 +72,12 @@ class DataSourceAdapter(Component, abc.ABC):
     #: The optional parts of the interface this adapter implements.
     capabilities: frozenset[str] = Capability.ALL
 
-    def require(self, capability: str) -> None:
+    def require(self, capability: str, operation: str) -> None:
+        """Raise :class:`NotSupportedError` naming ``operation`` when ``capability`` is missing."""
         if capability not in self.capabilities:
             raise NotSupportedError(
-                f"{self.name or type(self).__name__} ({type(self).__name__}) does not support {capability}"
+                f"{self.name or type(self).__name__} ({type(self).__name__}) does not support "
+                f"{operation} ({capability})"
             )
 
     # -- positions ---------------------------------------------------------
@@ -119,7 +121,13 @@ class DataSourceAdapter(Component, abc.ABC):
     # -- market data ---------------------------------------------------------
     @abc.abstractmethod
     async def ingest_ticks(self, ticks: TickSource, *, batch_size: int = 10_000) -> IngestResult:
-        """Store ticks in bulk, skipping duplicates (by ``dedup_key``). Memory stays bounded by ``batch_size``."""
+        """Store ticks in bulk, skipping duplicates (by ``dedup_key``). Memory stays bounded by ``batch_size``.
+
+        Each batch is stored whole or not at all. An element that is not a
+        :class:`TickData` fails its batch and stops the ingest with an error naming
+        its position; earlier batches stay stored, and since ingest is idempotent
+        the same source can simply be ingested again once corrected.
+        """
 
     @abc.abstractmethod
     async def fetch_tick_data(self, symbol: str, start: datetime, end: datetime) -> list[TickData]:
@@ -145,7 +153,7 @@ class DataSourceAdapter(Component, abc.ABC):
     # -- execution logs --------------------------------------------------------
     @abc.abstractmethod
     async def store_execution_result(self, log: ExecutionLog) -> bool:
-        """Record one execution stage (seeds/002 §2.1)."""
+        """Record one execution stage (seeds/002 §2.1). True when stored; failures raise."""
 
     @abc.abstractmethod
     async def fetch_execution_logs(

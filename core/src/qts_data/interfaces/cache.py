@@ -17,7 +17,9 @@ class CachePipeline(abc.ABC):
 
     Without ``transaction`` the commands are sent in one round trip but other
     clients' commands may interleave; with it they apply atomically (MULTI/EXEC).
-    Queue methods return the pipeline so calls can be chained.
+    Queue methods return the pipeline so calls can be chained. Each result is
+    what the matching client method returns (``set`` and ``hset`` results are
+    not specified beyond that); every command runs, then the first error raises.
     """
 
     @abc.abstractmethod
@@ -53,8 +55,10 @@ class CacheClient(Component, abc.ABC):
 
     TTLs are in milliseconds; ``None`` means no expiry. A write to a key replaces
     its TTL (like Redis' SET); ``hset``/``zadd`` keep the key's TTL unless one is
-    given. Reading a key of another type raises
-    :class:`~qts_data.errors.CacheTypeError`.
+    given; a TTL must be positive (``expire`` with 0 or less deletes the key, as
+    in Redis). Reading or writing a key of another type raises
+    :class:`~qts_data.errors.CacheTypeError`. ``scan_iter`` matches Redis globs
+    (``*``, ``?``, ``[...]``) and may yield a key more than once.
     """
 
     # -- strings ---------------------------------------------------------------

@@ -22,7 +22,7 @@ class Component:
         """Connect, create pools, start background tasks. Called once by the stack."""
 
     async def close(self) -> None:
-        """Release everything ``open`` acquired. Must not raise for an unopened component."""
+        """Release everything ``open`` acquired. Idempotent: safe on an unopened or closed component."""
 
     async def health_check(self) -> HealthStatus:
         """The component's health. The default says it is alive."""

@@ -47,7 +47,7 @@ class PluginSite:
             target.with_suffix(".py").write_text(textwrap.dedent(text), "utf-8")
         info = self.path / f"{distribution.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        lines = [f"Metadata-Version: 2.1", f"Name: {distribution}", f"Version: {version}"]
+        lines = ["Metadata-Version: 2.1", f"Name: {distribution}", f"Version: {version}"]
         lines += [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(lines) + "\n", "utf-8")
         (info / "entry_points.txt").write_text(f"[qts_data]\n{name} = {module}\n", "utf-8")

@@ -1,0 +1,184 @@
+"""The circuit breaker's state machine, on a fake monotonic clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from qts_data.cache.breaker import BreakerSettings, BreakerState, CircuitBreaker, Transition
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(clock: Clock, **settings: float) -> tuple[CircuitBreaker, list[Transition]]:
+    breaker = CircuitBreaker("test", BreakerSettings(**settings), clock=clock)  # type: ignore[arg-type]
+    seen: list[Transition] = []
+    breaker.listeners.append(seen.append)
+    return breaker, seen
+
+
+def fail(breaker: CircuitBreaker, n: int = 1, duration: float = 0.0) -> None:
+    for _ in range(n):
+        assert breaker.try_acquire()
+        breaker.on_failure(duration)
+
+
+def succeed(breaker: CircuitBreaker, n: int = 1, duration: float = 0.0) -> None:
+    for _ in range(n):
+        assert breaker.try_acquire()
+        breaker.on_success(duration)
+
+
+def test_five_failures_open_the_breaker_by_default(clock: Clock) -> None:
+    breaker, seen = make(clock)
+    fail(breaker, 4)
+    assert breaker.state is BreakerState.CLOSED
+    fail(breaker)
+    assert breaker.state is BreakerState.OPEN
+    assert [t.current for t in seen] == [BreakerState.OPEN]
+    assert "failure rate 5/5" in seen[0].reason
+    assert "30 s" in seen[0].reason
+
+
+def test_failure_rate_over_a_sliding_window(clock: Clock) -> None:
+    breaker, _ = make(clock, window_size=10, minimum_calls=5, failure_rate_threshold=0.5)
+    for _ in range(10):  # alternating: 50 % in the window only once it is judged...
+        succeed(breaker)
+    fail(breaker, 4)  # window: 6 ok + 4 failures = 40 %
+    assert breaker.state is BreakerState.CLOSED
+    fail(breaker)  # 5 ok + 5 failures = 50 %
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_old_outcomes_leave_the_window(clock: Clock) -> None:
+    breaker, _ = make(clock, window_size=5, minimum_calls=5, failure_rate_threshold=0.8)
+    fail(breaker, 3)
+    succeed(breaker, 2)  # 3/5
+    succeed(breaker, 3)  # the three failures slide out: 0/5
+    fail(breaker, 3)  # 3/5 again, below 0.8
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.failure_rate == pytest.approx(0.6)
+
+
+def test_slow_calls_open_the_breaker(clock: Clock) -> None:
+    breaker, seen = make(clock, slow_call_duration_s=0.01, slow_call_rate_threshold=0.6)
+    succeed(breaker, 2, duration=0.001)
+    succeed(breaker, 3, duration=0.05)  # 3/5 slow
+    assert breaker.state is BreakerState.OPEN
+    assert "slow-call rate 3/5" in seen[-1].reason
+
+
+def test_open_rejects_until_the_wait_is_over_then_probes(clock: Clock) -> None:
+    breaker, _seen = make(clock)
+    fail(breaker, 5)
+    assert not breaker.try_acquire()
+    clock.now += 29.9
+    assert not breaker.try_acquire()
+    assert breaker.not_permitted == 2
+    clock.now += 0.2
+    assert breaker.try_acquire()
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_half_open_bounds_the_number_of_probes(clock: Clock) -> None:
+    breaker, _ = make(clock, half_open_calls=3)
+    fail(breaker, 5)
+    clock.now += 31
+    assert [breaker.try_acquire() for _ in range(5)] == [True, True, True, False, False]
+
+
+def test_successful_probes_close_and_reset_the_wait(clock: Clock) -> None:
+    breaker, seen = make(clock)
+    fail(breaker, 5)
+    clock.now += 31
+    succeed(breaker, 3)
+    assert breaker.state is BreakerState.CLOSED
+    assert [t.current for t in seen] == [
+        BreakerState.OPEN,
+        BreakerState.HALF_OPEN,
+        BreakerState.CLOSED,
+    ]
+    assert breaker.summary()["open_wait_s"] == 30
+
+
+def test_failed_probes_reopen_with_a_longer_wait_up_to_the_maximum(clock: Clock) -> None:
+    breaker, _seen = make(clock)
+    fail(breaker, 5)
+    waits = []
+    for _ in range(3):
+        clock.now += 100
+        fail(breaker, 3)
+        waits.append(breaker.summary()["open_wait_s"])
+    assert waits == [60, 60, 60]  # 30 -> 60 (capped)
+    breaker2, _ = make(clock, wait_s=30, max_wait_s=60, wait_multiplier=1.5)
+    fail(breaker2, 5)
+    clock.now += 100
+    fail(breaker2, 3)
+    assert breaker2.summary()["open_wait_s"] == 45
+
+
+def test_half_open_that_does_not_finish_in_time_reopens(clock: Clock) -> None:
+    breaker, seen = make(clock, max_half_open_s=5)
+    fail(breaker, 5)
+    clock.now += 31
+    assert breaker.try_acquire()  # a probe that never reports back
+    clock.now += 6
+    assert not breaker.try_acquire()
+    assert breaker.state is BreakerState.OPEN
+    assert "did not finish in time" in seen[-1].reason
+
+
+def test_release_returns_an_unused_probe(clock: Clock) -> None:
+    breaker, _ = make(clock, half_open_calls=1)
+    fail(breaker, 5)
+    clock.now += 31
+    assert breaker.try_acquire()
+    breaker.release()
+    assert breaker.try_acquire()
+
+
+def test_forced_open_and_disabled_states(clock: Clock) -> None:
+    breaker, seen = make(clock)
+    breaker.force_open()
+    clock.now += 1000
+    assert not breaker.try_acquire()
+    breaker.disable()
+    fail(breaker, 50)
+    assert breaker.state is BreakerState.DISABLED
+    assert breaker.try_acquire()
+    breaker.reset()
+    assert breaker.state is BreakerState.CLOSED
+    assert [t.current for t in seen] == [
+        BreakerState.FORCED_OPEN,
+        BreakerState.DISABLED,
+        BreakerState.CLOSED,
+    ]
+
+
+def test_a_failing_listener_does_not_break_the_breaker(clock: Clock) -> None:
+    breaker, seen = make(clock)
+
+    def boom(_: Transition) -> None:
+        raise RuntimeError("listener bug")
+
+    breaker.listeners.insert(0, boom)
+    fail(breaker, 5)
+    assert breaker.state is BreakerState.OPEN
+    assert len(seen) == 1
+
+
+def test_inconsistent_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="minimum_calls cannot exceed window_size"):
+        BreakerSettings(window_size=3, minimum_calls=5)
+    with pytest.raises(ValueError, match="max_wait_s cannot be below wait_s"):
+        BreakerSettings(wait_s=60, max_wait_s=30)
