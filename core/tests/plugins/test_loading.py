@@ -59,7 +59,9 @@ def test_plugin_that_fails_to_import_is_recorded_and_others_load(site: PluginSit
     assert host.spec(ComponentKind.CACHE, "zeta").plugin == "zeta"
 
 
-def test_plugin_whose_hook_raises_is_recorded_without_partial_registrations(site: PluginSite) -> None:
+def test_plugin_whose_hook_raises_is_recorded_without_partial_registrations(
+    site: PluginSite,
+) -> None:
     site.add(
         "raiser",
         """
@@ -83,7 +85,9 @@ def test_plugin_for_an_incompatible_core_is_not_imported(site: PluginSite) -> No
     host = host_for(site).load()
     record = host.record("future")
     assert record is not None and record.status == "failed"
-    assert "requires qts-data<10,>=9" in (record.error or "") or "requires qts-data>=9,<10" in (record.error or "")
+    assert "requires qts-data<10,>=9" in (record.error or "") or "requires qts-data>=9,<10" in (
+        record.error or ""
+    )
     assert "installed qts-data 0.1.0" in (record.error or "")
 
 
@@ -186,7 +190,9 @@ def test_variant_names_are_allowed(site: PluginSite) -> None:
 def test_strict_mode_turns_a_failure_into_an_error(site: PluginSite) -> None:
     site.add("broken", "raise ImportError('cannot import backend')\n")
     site.add("fine", good("fine"))
-    with pytest.raises(PluginError, match=r"QTS_DATA_STRICT_PLUGINS is set and 1 plugin\(s\) failed.*broken"):
+    with pytest.raises(
+        PluginError, match=r"QTS_DATA_STRICT_PLUGINS is set and 1 plugin\(s\) failed.*broken"
+    ):
         host_for(site, QTS_DATA_STRICT_PLUGINS="1").load()
 
 
@@ -210,7 +216,10 @@ def test_allow_list_loads_only_the_named_plugins(site: PluginSite) -> None:
 def test_empty_allow_list_means_builtins_only(site: PluginSite) -> None:
     site.add("alpha", good("alpha"))
     host = host_for(site, QTS_DATA_PLUGINS="").load()
-    assert [(r.name, r.status) for r in host.records] == [("core", "loaded"), ("alpha", "not-allowed")]
+    assert [(r.name, r.status) for r in host.records] == [
+        ("core", "loaded"),
+        ("alpha", "not-allowed"),
+    ]
     assert {s.name for s in host.specs(ComponentKind.ADAPTER)} == {"cached", "hybrid"}
 
 

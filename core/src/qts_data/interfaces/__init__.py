@@ -1,8 +1,23 @@
 """The interfaces plugins implement: adapters, cache clients, event sinks, safety listeners."""
 
 from qts_data.interfaces.adapter import Capability, DataSourceAdapter, IngestResult, TickSource
-from qts_data.interfaces.cache import CacheClient, CachePipeline, Value
+from qts_data.interfaces.cache import (
+    CacheClient,
+    CachePipeline,
+    MessageHandler,
+    Subscription,
+    Value,
+)
 from qts_data.interfaces.component import Component
+from qts_data.interfaces.operations import (
+    GapChecking,
+    Maintainable,
+    MaintenanceReport,
+    Migratable,
+    MigrationReport,
+    StorageInspectable,
+    StorageReport,
+)
 from qts_data.interfaces.sink import EventSink, SafetyListener
 
 __all__ = [
@@ -12,8 +27,17 @@ __all__ = [
     "Component",
     "DataSourceAdapter",
     "EventSink",
+    "GapChecking",
     "IngestResult",
+    "Maintainable",
+    "MaintenanceReport",
+    "MessageHandler",
+    "Migratable",
+    "MigrationReport",
     "SafetyListener",
+    "StorageInspectable",
+    "StorageReport",
+    "Subscription",
     "TickSource",
     "Value",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from qts_data.interfaces.component import Component
 
@@ -31,11 +31,19 @@ class CachePipeline(abc.ABC):
     @abc.abstractmethod
     def expire(self, key: str, ttl_ms: int) -> CachePipeline: ...
     @abc.abstractmethod
-    def hset(self, key: str, mapping: Mapping[str, Value]) -> CachePipeline: ...
+    def hset(
+        self, key: str, mapping: Mapping[str, Value], ttl_ms: int | None = None
+    ) -> CachePipeline: ...
     @abc.abstractmethod
     def hgetall(self, key: str) -> CachePipeline: ...
     @abc.abstractmethod
-    def zadd(self, key: str, mapping: Mapping[str, float]) -> CachePipeline: ...
+    def zadd(
+        self, key: str, mapping: Mapping[str, float], ttl_ms: int | None = None
+    ) -> CachePipeline: ...
+    @abc.abstractmethod
+    def zrange(
+        self, key: str, start: int = 0, stop: int = -1, *, desc: bool = False
+    ) -> CachePipeline: ...
     @abc.abstractmethod
     def zrem(self, key: str, *members: str) -> CachePipeline: ...
     @abc.abstractmethod
@@ -50,6 +58,18 @@ class CachePipeline(abc.ABC):
             await self.execute()
 
 
+#: Called with each message of a subscribed channel, and with None when the
+#: subscription was lost (messages may have been missed; delivery resumes after).
+MessageHandler = Callable[[bytes | None], None]
+
+
+class Subscription(abc.ABC):
+    """A live subscription to a channel; ``close`` ends it."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
 class CacheClient(Component, abc.ABC):
     """A remote or in-process cache. Keys are strings; values and hash fields hold bytes.
 
@@ -60,6 +80,10 @@ class CacheClient(Component, abc.ABC):
     :class:`~qts_data.errors.CacheTypeError`. ``scan_iter`` matches Redis globs
     (``*``, ``?``, ``[...]``) and may yield a key more than once.
     """
+
+    #: True for a cache inside this process (no network): the cache manager then
+    #: spends no time budget or circuit breaker on it.
+    in_process: ClassVar[bool] = False
 
     # -- strings ---------------------------------------------------------------
     @abc.abstractmethod
@@ -128,6 +152,20 @@ class CacheClient(Component, abc.ABC):
 
     @abc.abstractmethod
     def pipeline(self, transaction: bool = False) -> CachePipeline: ...
+
+    # -- pub/sub (invalidation of near caches in other processes) ----------------
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: Value) -> int:
+        """Send a message to every subscriber of ``channel``; returns how many received it."""
+
+    @abc.abstractmethod
+    async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription:
+        """Call ``handler`` with every message of ``channel`` until the subscription is closed.
+
+        When the connection carrying the subscription is lost, ``handler(None)``
+        is called (messages may have been missed) and the client keeps trying to
+        resubscribe.
+        """
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """Several strings in one round trip (clients may override with a native MGET)."""

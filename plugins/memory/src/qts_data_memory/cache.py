@@ -40,7 +40,7 @@ from typing import Any
 
 from qts_data.contracts import HealthState, HealthStatus
 from qts_data.errors import CacheTypeError
-from qts_data.interfaces import CacheClient, CachePipeline, Value
+from qts_data.interfaces import CacheClient, CachePipeline, MessageHandler, Subscription, Value
 
 __all__ = ["MemoryCacheClient", "MemoryPipeline"]
 
@@ -127,7 +127,10 @@ class MemoryCacheClient(CacheClient):
     :param clock: a monotonic clock in nanoseconds (tests inject a fake one).
     """
 
+    in_process = True
+
     __slots__ = (
+        "_channels",
         "_clock",
         "_data",
         "_evictions",
@@ -157,6 +160,7 @@ class MemoryCacheClient(CacheClient):
         self._clock = clock
         self._evictions = 0
         self._expired = 0
+        self._channels: dict[str, list[MessageHandler]] = {}
 
     # -- introspection (sync; for tests and health) --------------------------------------
     @property
@@ -512,6 +516,9 @@ class MemoryCacheClient(CacheClient):
     async def zrange(
         self, key: str, start: int = 0, stop: int = -1, *, desc: bool = False
     ) -> list[tuple[str, float]]:
+        return self._zrange(key, start, stop, desc)
+
+    def _zrange(self, key: str, start: int, stop: int, desc: bool) -> list[tuple[str, float]]:
         zset = self._zset(key)
         if zset is None:
             return []
@@ -584,6 +591,20 @@ class MemoryCacheClient(CacheClient):
     def pipeline(self, transaction: bool = False) -> MemoryPipeline:
         return MemoryPipeline(self, transaction)
 
+    # -- pub/sub (within this process) ---------------------------------------------------------
+    async def publish(self, channel: str, message: Value) -> int:
+        handlers = self._channels.get(channel)
+        if not handlers:
+            return 0
+        data = _to_bytes(message)
+        for handler in list(handlers):
+            handler(data)
+        return len(handlers)
+
+    async def subscribe(self, channel: str, handler: MessageHandler) -> Subscription:
+        self._channels.setdefault(channel, []).append(handler)
+        return _MemorySubscription(self._channels, channel, handler)
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def flushall(self) -> None:
         """Remove every key (counters are kept)."""
@@ -610,6 +631,20 @@ class MemoryCacheClient(CacheClient):
 
     def describe(self) -> dict[str, Any]:
         return {"max_entries": self._max_entries, "sweep_batch": self._sweep_batch}
+
+
+class _MemorySubscription(Subscription):
+    def __init__(
+        self, channels: dict[str, list[MessageHandler]], channel: str, handler: MessageHandler
+    ) -> None:
+        self._channels, self._channel, self._handler = channels, channel, handler
+
+    async def close(self) -> None:
+        handlers = self._channels.get(self._channel, [])
+        if self._handler in handlers:
+            handlers.remove(self._handler)
+        if not handlers:
+            self._channels.pop(self._channel, None)
 
 
 class MemoryPipeline(CachePipeline):
@@ -647,16 +682,29 @@ class MemoryPipeline(CachePipeline):
     def expire(self, key: str, ttl_ms: int) -> MemoryPipeline:
         return self._queue(self._client._expire, key, ttl_ms)
 
-    def hset(self, key: str, mapping: Mapping[str, Value]) -> MemoryPipeline:
+    def hset(
+        self, key: str, mapping: Mapping[str, Value], ttl_ms: int | None = None
+    ) -> MemoryPipeline:
+        if ttl_ms is not None:
+            _check_ttl(ttl_ms)
         encoded = {field: _to_bytes(value) for field, value in mapping.items()}
-        return self._queue(self._client._hset, key, encoded)
+        return self._queue(self._client._hset, key, encoded, ttl_ms)
 
     def hgetall(self, key: str) -> MemoryPipeline:
         return self._queue(self._client._hgetall, key)
 
-    def zadd(self, key: str, mapping: Mapping[str, float]) -> MemoryPipeline:
+    def zadd(
+        self, key: str, mapping: Mapping[str, float], ttl_ms: int | None = None
+    ) -> MemoryPipeline:
+        if ttl_ms is not None:
+            _check_ttl(ttl_ms)
         scored = {member: _check_score(member, score) for member, score in mapping.items()}
-        return self._queue(self._client._zadd, key, scored)
+        return self._queue(self._client._zadd, key, scored, ttl_ms)
+
+    def zrange(
+        self, key: str, start: int = 0, stop: int = -1, *, desc: bool = False
+    ) -> MemoryPipeline:
+        return self._queue(self._client._zrange, key, start, stop, desc)
 
     def zrem(self, key: str, *members: str) -> MemoryPipeline:
         return self._queue(self._client._zrem, key, *members)

@@ -1,0 +1,73 @@
+"""Optional operations an adapter may offer beyond the data interface.
+
+The command line looks for them on the stack's adapters (``qts-data migrate``,
+``qts-data db status``, ``qts-data db gaps``, ``qts-data db maintain``): an
+adapter offers one by implementing the method; ``isinstance(adapter, Migratable)``
+tells whether it does (the protocols are runtime-checkable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from qts_data.contracts import Interval
+
+
+@dataclass
+class MigrationReport:
+    """What ``migrate`` did (or, with ``dry_run``, would do)."""
+
+    from_version: int
+    to_version: int
+    applied: list[str] = field(default_factory=list)  # names of the migrations applied
+    statements: list[str] = field(default_factory=list)  # the SQL, for --dry-run
+    notes: list[str] = field(
+        default_factory=list
+    )  # e.g. "TimescaleDB absent: using plain PostgreSQL"
+
+
+@dataclass
+class StorageReport:
+    """Tables (or hypertables, partitions, files) with their sizes, for ``qts-data db status``."""
+
+    backend: str
+    tables: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # name, rows, bytes, and backend details
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MaintenanceReport:
+    """What ``maintain`` did, for ``qts-data db maintain``."""
+
+    actions: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Migratable(Protocol):
+    async def migrate(self, *, dry_run: bool = False) -> MigrationReport:
+        """Bring the schema to the newest version; re-running is harmless."""
+        ...
+
+
+@runtime_checkable
+class StorageInspectable(Protocol):
+    async def storage_report(self) -> StorageReport: ...
+
+
+@runtime_checkable
+class GapChecking(Protocol):
+    async def find_gaps(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> list[datetime]:
+        """Starts of the buckets in ``[start, end)`` that have no stored candle, in order."""
+        ...
+
+
+@runtime_checkable
+class Maintainable(Protocol):
+    async def maintain(self) -> MaintenanceReport: ...
