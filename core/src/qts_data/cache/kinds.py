@@ -1,9 +1,13 @@
-"""The six cache kinds of seeds/004 with their key templates and default TTLs."""
+"""The six cache kinds of seeds/004 with their key templates, TTLs and time budgets.
+
+Keys are rendered with the first parameter as a Redis Cluster hash tag
+(``price:{005930}``, ``book:{005930}:bid``), so every key of one symbol lives
+in one slot and multi-key operations on it stay on one node.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
-from string import Formatter
 
 
 class CacheKind(str, Enum):
@@ -18,8 +22,13 @@ class CacheKind(str, Enum):
 
     @property
     def template(self) -> str:
-        """The key template (``price:{symbol}``), before the namespace and version prefix."""
-        return _TEMPLATES[self]
+        """The key template of seeds/004 (``price:{symbol}``)."""
+        return _TEMPLATES[self][0]
+
+    @property
+    def key_format(self) -> str:
+        """The ``str.format`` pattern that renders a key with its hash tag."""
+        return _TEMPLATES[self][1]
 
     @property
     def default_ttl_ms(self) -> int:
@@ -27,16 +36,16 @@ class CacheKind(str, Enum):
 
     @property
     def parameters(self) -> tuple[str, ...]:
-        return tuple(name for _, name, _, _ in Formatter().parse(self.template) if name)
+        return _TEMPLATES[self][2]
 
 
 _TEMPLATES = {
-    CacheKind.PRICE: "price:{symbol}",
-    CacheKind.POSITION: "pos:{symbol}",
-    CacheKind.ORDERBOOK: "book:{symbol}:{side}",
-    CacheKind.RISK: "risk:account",
-    CacheKind.ORDER: "ord:{order_id}",
-    CacheKind.STRATEGY: "strat:{strategy_id}",
+    CacheKind.PRICE: ("price:{symbol}", "price:{{{symbol}}}", ("symbol",)),
+    CacheKind.POSITION: ("pos:{symbol}", "pos:{{{symbol}}}", ("symbol",)),
+    CacheKind.ORDERBOOK: ("book:{symbol}:{side}", "book:{{{symbol}}}:{side}", ("symbol", "side")),
+    CacheKind.RISK: ("risk:account", "risk:account", ()),
+    CacheKind.ORDER: ("ord:{order_id}", "ord:{{{order_id}}}", ("order_id",)),
+    CacheKind.STRATEGY: ("strat:{strategy_id}", "strat:{{{strategy_id}}}", ("strategy_id",)),
 }
 _TTLS_MS = {
     CacheKind.PRICE: 100,

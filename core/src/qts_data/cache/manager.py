@@ -1,68 +1,76 @@
-"""The cache manager: typed, namespaced access to a cache client, with statistics.
+"""The cache manager: typed, namespaced, time-bounded access to a cache client.
 
-It owns the key scheme (``{namespace}v{version}:{template}``), the TTL of each
-kind, cache-aside reads (:meth:`CacheManager.get_or_load`) and write-through
-updates (:meth:`CacheManager.write_through`). A cache that fails never fails a
-read: the value is loaded from the source and the failure is counted.
+* Keys: ``{namespace}v{version}:{kind key}`` with the symbol as hash tag
+  (``qts:v1:price:{005930}``); values: the typed contracts with the time of
+  their source data.
+* Patterns: cache-aside (:meth:`CacheManager.get_or_load`), write-through
+  (:meth:`CacheManager.write_through`: the source write decides; on failure the
+  entry is removed, never left newer than the source), read-through (the
+  ``cached`` composition), real-time push (:meth:`push_price`,
+  :meth:`push_orderbook`, read with :meth:`get_price`, :meth:`get_orderbook`).
+* Stale data: a read may demand a maximum age of the source data; an older
+  value is reloaded, or returned marked ``stale`` when the caller allows it.
+* Stampede protection: concurrent misses of one key share one load.
+* Near cache: an optional in-process L1 for chosen kinds, invalidated through
+  the client's pub/sub by other processes' writes, emptied when that channel
+  is lost.
+* Resilience: every call to a remote cache has a time budget and goes through
+  a circuit breaker; while the cache fails (or the breaker is open) reads go to
+  the source and writes are skipped; recovery is detected by the breaker's
+  probes and the cache refills itself through later loads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import Field
 
-from qts_data.cache.codec import Codec
+from qts_data.cache.breaker import BreakerSettings, CircuitBreaker, Transition
+from qts_data.cache.budget import BudgetExceeded, within
+from qts_data.cache.codec import Codec, codec_for
+from qts_data.cache.entry import TIME_FIELD, VALUE_FIELD, Cached, now_us
 from qts_data.cache.kinds import CACHE_FORMAT_VERSION, CacheKind
-from qts_data.contracts import SafetyChange, SafetyState
-from qts_data.interfaces import CacheClient
+from qts_data.cache.near import NearCache
+from qts_data.cache.singleflight import SingleFlight
+from qts_data.cache.stats import KindStats
+from qts_data.contracts import BookLevel, OrderBook, SafetyChange, SafetyState, TickData
+from qts_data.interfaces import CacheClient, Subscription
 from qts_data.plugins.registry import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("qts_data.cache")
+
+_FAILED: Any = object()  # a cache call that failed, timed out or was not permitted
+_TICK = codec_for(TickData)
 
 
 class CacheSettings(Settings):
     """The ``[cache]`` table of a stack configuration."""
 
     namespace: str = Field(default="qts:", description="prefix of every key, before the version")
-    ttl_ms: dict[CacheKind, int] = Field(default_factory=dict, description="TTL per kind, in ms")
     enabled: bool = True
-
-
-@dataclass
-class KindStats:
-    """Counters of one cache kind."""
-
-    hits: int = 0
-    misses: int = 0
-    loads: int = 0
-    writes: int = 0
-    invalidations: int = 0
-    fallbacks: int = 0  # cache calls that failed, served by the source instead
-    skipped_writes: int = 0  # writes not done because of the safety state
-    load_ms_total: float = field(default=0.0, repr=False)
-
-    @property
-    def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "hit_rate": self.hit_rate,
-            "loads": self.loads,
-            "writes": self.writes,
-            "invalidations": self.invalidations,
-            "fallbacks": self.fallbacks,
-            "skipped_writes": self.skipped_writes,
-        }
+    ttl_ms: dict[CacheKind, int] = Field(default_factory=dict, description="TTL per kind (ms)")
+    budget_ms: dict[CacheKind, float] = Field(
+        default_factory=dict, description="time budget of one cache call per kind (ms)"
+    )
+    default_budget_ms: float = Field(default=5.0, gt=0)
+    max_age_ms: dict[CacheKind, int] = Field(
+        default_factory=dict, description="default maximum age of the source data per kind (ms)"
+    )
+    near_cache: list[CacheKind] = Field(
+        default_factory=list, description="kinds kept in an in-process L1"
+    )
+    near_cache_max_entries: int = Field(default=10_000, gt=0)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
 class CacheManager:
@@ -70,91 +78,290 @@ class CacheManager:
 
     def __init__(self, client: CacheClient | None, settings: CacheSettings | None = None) -> None:
         self.client = client
-        self.settings = settings or CacheSettings()
-        self._prefix = f"{self.settings.namespace}v{CACHE_FORMAT_VERSION}:"
-        self._ttl = {
-            kind: self.settings.ttl_ms.get(kind, kind.default_ttl_ms) for kind in CacheKind
+        self.settings = s = settings or CacheSettings()
+        self._prefix = f"{s.namespace}v{CACHE_FORMAT_VERSION}:"
+        self._formats = {kind: self._prefix + kind.key_format for kind in CacheKind}
+        self._ttl = {kind: s.ttl_ms.get(kind, kind.default_ttl_ms) for kind in CacheKind}
+        self._budget = {
+            kind: s.budget_ms.get(kind, s.default_budget_ms) / 1000 for kind in CacheKind
+        }
+        self._max_age_us = {
+            kind: (s.max_age_ms[kind] * 1000 if kind in s.max_age_ms else None)
+            for kind in CacheKind
         }
         self._stats = {kind: KindStats() for kind in CacheKind}
+        self._remote = client is not None and not client.in_process
+        self.breaker = CircuitBreaker(f"cache:{client.name if client else 'none'}", s.breaker)
+        self.breaker.listeners.append(self._on_transition)
+        self.transitions: list[Transition] = []
+        self._near_kinds = frozenset(s.near_cache) if self._remote else frozenset()
+        self.near = NearCache(s.near_cache_max_entries) if self._near_kinds else None
+        self._channel = f"{self._prefix}invalidate"
+        self._instance = f"{os.getpid()}-{id(self):x}"
+        self._subscription: Subscription | None = None
+        self._flight = SingleFlight()
+        self._generation: dict[str, int] = {}
         #: FAIL: bypass the cache entirely; LOCKDOWN: read but never write.
-        self.bypass = client is None or not self.settings.enabled
+        self.bypass = client is None or not s.enabled
         self.read_only = False
 
-    # -- keys ----------------------------------------------------------------------
+    # -- lifecycle (the stack calls these) -----------------------------------------------------
+    async def start(self) -> None:
+        """Subscribe to the invalidation channel when a near cache is configured."""
+        if self.near is not None and self.client is not None and self._subscription is None:
+            try:
+                self._subscription = await self.client.subscribe(
+                    self._channel, self._on_invalidation
+                )
+            except Exception as exc:
+                log.warning("near cache disabled: cannot subscribe to %s: %s", self._channel, exc)
+                self._near_kinds = frozenset()
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            await subscription.close()
+
+    # -- keys -----------------------------------------------------------------------------------
     def key(self, kind: CacheKind, params: Mapping[str, Any]) -> str:
         try:
-            return self._prefix + kind.template.format_map(params)
+            return self._formats[kind].format_map(params)
         except KeyError as exc:
             raise TypeError(f"cache kind {kind.value!r} needs parameter {exc.args[0]!r}") from None
 
     def ttl_ms(self, kind: CacheKind) -> int:
         return self._ttl[kind]
 
-    # -- reads -----------------------------------------------------------------------
-    async def get(self, kind: CacheKind, codec: Codec[T], **params: Any) -> T | None:
-        """The cached value, or None on a miss (or when the cache is unavailable)."""
-        stats = self._stats[kind]
-        if self.bypass or self.client is None:
-            stats.misses += 1
+    # -- the guarded call ----------------------------------------------------------------------
+    async def _call(self, kind: CacheKind, stats: KindStats, op: Awaitable[T]) -> T:
+        """Run one cache call within its budget and through the breaker; ``_FAILED`` on any failure."""
+        if not self._remote:
+            try:
+                return await op
+            except Exception as exc:
+                stats.errors += 1
+                log.warning("cache %s call failed: %s", kind.value, exc)
+                return cast(T, _FAILED)
+        breaker = self.breaker
+        if not breaker.try_acquire():
+            if asyncio.iscoroutine(op):
+                op.close()
+            return cast(T, _FAILED)
+        started = time.perf_counter()
+        try:
+            result = await within(self._budget[kind], op)
+        except BudgetExceeded:
+            elapsed = time.perf_counter() - started
+            breaker.on_failure(elapsed)
+            stats.timeouts += 1
+            return cast(T, _FAILED)
+        except asyncio.CancelledError:
+            breaker.release()
+            raise
+        except Exception as exc:
+            elapsed = time.perf_counter() - started
+            breaker.on_failure(elapsed)
+            stats.errors += 1
+            log.warning("cache %s call failed: %s", kind.value, exc)
+            return cast(T, _FAILED)
+        elapsed = time.perf_counter() - started
+        breaker.on_success(elapsed)
+        stats.record_latency(elapsed)
+        return result
+
+    # -- reads -------------------------------------------------------------------------------------
+    async def _fetch(
+        self, kind: CacheKind, key: str, codec: Codec[T], stats: KindStats
+    ) -> Cached[T] | None:
+        client = cast(CacheClient, self.client)
+        data = await self._call(kind, stats, client.hgetall(key))
+        if data is _FAILED:
+            return cast(Cached[T], _FAILED)
+        if not data:
             return None
         try:
-            data = await self.client.get(self.key(kind, params))
-        except Exception as exc:
+            return Cached(codec.decode(data[VALUE_FIELD]), int(data[TIME_FIELD]), "cache")
+        except Exception as exc:  # an entry this version cannot read: treat as a miss
+            log.warning("unreadable cache entry %s dropped: %s", key, exc)
+            await self._call(kind, stats, client.delete(key))
+            return None
+
+    async def read(
+        self,
+        kind: CacheKind,
+        codec: Codec[T],
+        loader: Callable[[], Awaitable[T]] | None = None,
+        *,
+        max_age_ms: int | None = None,
+        allow_stale: bool = False,
+        source_time: Callable[[T], int | None] | None = None,
+        **params: Any,
+    ) -> Cached[T] | None:
+        """The value with its metadata: from the near cache, the cache, or ``loader``.
+
+        Without a loader, a miss (or a stale value the caller does not allow)
+        returns None. ``max_age_ms`` (default: the kind's configured maximum age)
+        bounds the age of the source data; an older value is reloaded, or
+        returned with ``stale=True`` when ``allow_stale``.
+        """
+        stats = self._stats[kind]
+        key = self._formats[kind].format_map(params)
+        if self.bypass:
+            stats.misses += 1
+            if loader is None:
+                return None
             stats.fallbacks += 1
+            return await self._load(kind, key, loader, source_time, stats, store=False)
+        max_age_us = max_age_ms * 1000 if max_age_ms is not None else self._max_age_us[kind]
+        near = self.near if kind in self._near_kinds else None
+        if near is not None:
+            found = near.get(key)
+            if found is not None and (
+                max_age_us is None or now_us() - found.source_us <= max_age_us
+            ):
+                stats.hits += 1
+                stats.near_hits += 1
+                return cast(Cached[T], found)
+        found = await self._fetch(kind, key, codec, stats)
+        if found is _FAILED:
             stats.misses += 1
-            log.warning("cache get failed for %s: %s", kind.value, exc)
+            if loader is None:
+                return None
+            stats.fallbacks += 1
+            return await self._load(kind, key, loader, source_time, stats, store=False)
+        if found is not None:
+            if max_age_us is not None and now_us() - found.source_us > max_age_us:
+                stats.stale_reads += 1
+                if allow_stale:
+                    stats.hits += 1
+                    return replace(found, stale=True)
+            else:
+                stats.hits += 1
+                if near is not None:
+                    near.put(key, replace(found, origin="near"), self._ttl[kind])
+                return found
+        stats.misses += 1
+        if loader is None:
             return None
-        if data is None:
-            stats.misses += 1
-            return None
-        stats.hits += 1
-        return codec.decode(data)
+        result, merged = await self._flight.run(
+            key, lambda: self._load(kind, key, loader, source_time, stats, store=True, codec=codec)
+        )
+        if merged:
+            stats.merged_loads += 1
+        return result
 
     async def get_or_load(
-        self, kind: CacheKind, codec: Codec[T], loader: Callable[[], Awaitable[T]], **params: Any
+        self,
+        kind: CacheKind,
+        codec: Codec[T],
+        loader: Callable[[], Awaitable[T]],
+        *,
+        max_age_ms: int | None = None,
+        source_time: Callable[[T], int | None] | None = None,
+        **params: Any,
     ) -> T:
-        """Cache-aside: the cached value, or ``loader()``'s, which is then cached."""
-        cached = await self.get(kind, codec, **params)
-        if cached is not None:
-            return cached
-        stats = self._stats[kind]
-        started = time.perf_counter()
+        """Cache-aside: the cached value if fresh enough, else ``loader()``'s (then cached)."""
+        found = await self.read(
+            kind, codec, loader, max_age_ms=max_age_ms, source_time=source_time, **params
+        )
+        return cast(Cached[T], found).value
+
+    async def get(
+        self,
+        kind: CacheKind,
+        codec: Codec[T],
+        *,
+        max_age_ms: int | None = None,
+        allow_stale: bool = False,
+        **params: Any,
+    ) -> Cached[T] | None:
+        """The cached value (no load): None on a miss or when stale and not allowed."""
+        return await self.read(
+            kind, codec, None, max_age_ms=max_age_ms, allow_stale=allow_stale, **params
+        )
+
+    async def _load(
+        self,
+        kind: CacheKind,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        source_time: Callable[[T], int | None] | None,
+        stats: KindStats,
+        *,
+        store: bool,
+        codec: Codec[T] | None = None,
+    ) -> Cached[T]:
+        generation = self._generation.get(key, 0)
         value = await loader()
         stats.loads += 1
-        stats.load_ms_total += (time.perf_counter() - started) * 1000
-        await self.put(kind, value, codec, **params)
-        return value
+        stamp = source_time(value) if source_time is not None else None
+        cached = Cached(value, stamp if stamp is not None else now_us(), "source")
+        # A write of this key while the loader ran makes the loaded value older than the
+        # source: storing it would leave the cache behind; skip it.
+        if store and codec is not None and self._generation.get(key, 0) == generation:
+            await self._store(kind, key, codec, cached, stats, announce=False)
+        return cached
 
-    # -- writes ------------------------------------------------------------------------
-    async def put(self, kind: CacheKind, value: T, codec: Codec[T], **params: Any) -> bool:
-        """Store a value with its kind's TTL; False when not stored (safety state or failure)."""
-        stats = self._stats[kind]
+    # -- writes --------------------------------------------------------------------------------------
+    async def _store(
+        self,
+        kind: CacheKind,
+        key: str,
+        codec: Codec[T],
+        cached: Cached[T],
+        stats: KindStats,
+        *,
+        announce: bool,
+    ) -> bool:
         if self.bypass or self.client is None:
             return False
         if self.read_only:
             stats.skipped_writes += 1
             return False
-        try:
-            await self.client.set(self.key(kind, params), codec.encode(value), self._ttl[kind])
-        except Exception as exc:
-            stats.fallbacks += 1
-            log.warning("cache set failed for %s: %s", kind.value, exc)
+        mapping: dict[str, bytes | str] = {
+            VALUE_FIELD: codec.encode(cached.value),
+            TIME_FIELD: str(cached.source_us),
+        }
+        done = await self._call(kind, stats, self.client.hset(key, mapping, self._ttl[kind]))
+        if done is _FAILED:
+            stats.skipped_writes += 1
             return False
         stats.writes += 1
+        if kind in self._near_kinds and self.near is not None:
+            self.near.put(key, replace(cached, origin="near"), self._ttl[kind])
+            if announce:
+                await self._announce(kind, key, stats)
         return True
+
+    async def put(
+        self,
+        kind: CacheKind,
+        value: T,
+        codec: Codec[T],
+        *,
+        source_us: int | None = None,
+        **params: Any,
+    ) -> bool:
+        """Store a value with its kind's TTL; False when not stored (safety state, failure, open breaker)."""
+        key = self._formats[kind].format_map(params)
+        self._generation[key] = self._generation.get(key, 0) + 1
+        cached = Cached(value, source_us if source_us is not None else now_us(), "source")
+        return await self._store(kind, key, codec, cached, self._stats[kind], announce=True)
 
     async def invalidate(self, kind: CacheKind, **params: Any) -> None:
         """Remove a cached value. Done even in LOCKDOWN: a removal never makes the cache newer."""
         stats = self._stats[kind]
+        key = self._formats[kind].format_map(params)
+        self._generation[key] = self._generation.get(key, 0) + 1
+        if self.near is not None:
+            self.near.invalidate(key)
         if self.client is None:
             return
-        try:
-            await self.client.delete(self.key(kind, params))
-        except Exception as exc:
-            stats.fallbacks += 1
-            log.warning("cache invalidation failed for %s: %s", kind.value, exc)
-            return
-        stats.invalidations += 1
+        done = await self._call(kind, stats, self.client.delete(key))
+        if done is not _FAILED:
+            stats.invalidations += 1
+        if kind in self._near_kinds:
+            await self._announce(kind, key, stats)
 
     async def write_through(
         self,
@@ -162,6 +369,8 @@ class CacheManager:
         value: T,
         codec: Codec[T],
         writer: Callable[[], Awaitable[Any]],
+        *,
+        source_us: int | None = None,
         **params: Any,
     ) -> Any:
         """Write to the source, then the cache. The source decides: if ``writer`` fails,
@@ -171,16 +380,144 @@ class CacheManager:
         except BaseException:
             await self.invalidate(kind, **params)
             raise
-        await self.put(kind, value, codec, **params)
+        await self.put(kind, value, codec, source_us=source_us, **params)
         return result
 
-    # -- state ---------------------------------------------------------------------------
+    # -- real-time push -------------------------------------------------------------------------------
+    async def push_price(self, tick: TickData) -> bool:
+        """Publish the latest trade of a symbol (``price:{symbol}``); readers need no load."""
+        return await self.put(
+            CacheKind.PRICE, tick, _TICK, source_us=_micros(tick.time), symbol=tick.symbol
+        )
+
+    async def get_price(
+        self, symbol: str, *, max_age_ms: int | None = None, allow_stale: bool = False
+    ) -> Cached[TickData] | None:
+        return await self.read(
+            CacheKind.PRICE,
+            _TICK,
+            None,
+            max_age_ms=max_age_ms,
+            allow_stale=allow_stale,
+            symbol=symbol,
+        )
+
+    async def push_orderbook(self, book: OrderBook) -> bool:
+        """Replace one side of a book (sorted set ``book:{symbol}:{side}``, score = price)."""
+        kind = CacheKind.ORDERBOOK
+        stats = self._stats[kind]
+        key = self._formats[kind].format_map({"symbol": book.symbol, "side": book.side})
+        self._generation[key] = self._generation.get(key, 0) + 1
+        if self.bypass or self.client is None:
+            return False
+        if self.read_only:
+            stats.skipped_writes += 1
+            return False
+        ttl = self._ttl[kind]
+        members = {
+            f"{format(level.price, 'f')}|{format(level.qty, 'f')}": float(level.price)
+            for level in book.levels
+        }
+        pipe = self.client.pipeline()
+        pipe.delete(key)
+        if members:
+            pipe.zadd(key, members, ttl)
+        pipe.set(key + ":t", str(_micros(book.time)), ttl)
+        done = await self._call(kind, stats, pipe.execute())
+        if done is _FAILED:
+            stats.skipped_writes += 1
+            return False
+        stats.writes += 1
+        if self.near is not None and kind in self._near_kinds:
+            self.near.put(key, Cached(book, _micros(book.time), "near"), ttl)
+            await self._announce(kind, key, stats)
+        return True
+
+    async def get_orderbook(
+        self, symbol: str, side: str, *, max_age_ms: int | None = None, allow_stale: bool = False
+    ) -> Cached[OrderBook] | None:
+        kind = CacheKind.ORDERBOOK
+        stats = self._stats[kind]
+        if self.bypass or self.client is None:
+            stats.misses += 1
+            return None
+        key = self._formats[kind].format_map({"symbol": symbol, "side": side})
+        max_age_us = max_age_ms * 1000 if max_age_ms is not None else self._max_age_us[kind]
+        near = self.near if kind in self._near_kinds else None
+        if near is not None:
+            found = near.get(key)
+            if found is not None and (
+                max_age_us is None or now_us() - found.source_us <= max_age_us
+            ):
+                stats.hits += 1
+                stats.near_hits += 1
+                return cast(Cached[OrderBook], found)
+        pipe = self.client.pipeline()
+        pipe.zrange(key, 0, -1, desc=side == "bid")
+        pipe.get(key + ":t")
+        result = await self._call(kind, stats, pipe.execute())
+        if result is _FAILED or result[1] is None:
+            stats.misses += 1
+            return None
+        members, stamp = result
+        levels = []
+        for member, _score in members:
+            price, qty = member.split("|", 1)
+            levels.append(BookLevel.model_construct(price=Decimal(price), qty=Decimal(qty)))
+        source_us = int(stamp)
+        book = OrderBook.model_construct(
+            symbol=symbol,
+            side=cast(Literal["bid", "ask"], side),
+            levels=tuple(levels),
+            time=_EPOCH + source_us * _MICROSECOND,
+        )
+        cached = Cached(book, source_us, "cache")
+        if max_age_us is not None and now_us() - source_us > max_age_us:
+            stats.stale_reads += 1
+            if not allow_stale:
+                return None
+            cached = replace(cached, stale=True)
+        stats.hits += 1
+        if near is not None and not cached.stale:
+            near.put(key, replace(cached, origin="near"), self._ttl[kind])
+        return cached
+
+    # -- near-cache invalidation ------------------------------------------------------------------------
+    async def _announce(self, kind: CacheKind, key: str, stats: KindStats) -> None:
+        if self.client is None or self._subscription is None:
+            return
+        await self._call(kind, stats, self.client.publish(self._channel, f"{self._instance}|{key}"))
+
+    def _on_invalidation(self, message: bytes | None) -> None:
+        if self.near is None:
+            return
+        if message is None:  # the channel was lost: invalidations may have been missed
+            self.near.clear()
+            return
+        sender, _, key = message.decode("utf-8", "replace").partition("|")
+        if sender != self._instance:
+            self.near.invalidate(key)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _on_transition(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+        del self.transitions[:-100]
+        log.warning(
+            "cache circuit breaker %s: %s -> %s (%s)",
+            transition.breaker,
+            transition.previous.value,
+            transition.current.value,
+            transition.reason,
+        )
+
     def on_safety_change(self, change: SafetyChange) -> None:
         """FAIL forces the fallback path (bypass); LOCKDOWN stops cache writes."""
         self.bypass = (
             self.client is None or not self.settings.enabled or change.current is SafetyState.FAIL
         )
         self.read_only = change.current is SafetyState.LOCKDOWN
+        if self.bypass and self.near is not None:
+            self.near.clear()
 
     def stats(self) -> dict[str, KindStats]:
         return {kind.value: stats for kind, stats in self._stats.items()}
@@ -190,8 +527,35 @@ class CacheManager:
             "client": self.client.name if self.client is not None else None,
             "bypass": self.bypass,
             "read_only": self.read_only,
+            "breaker": self.breaker.summary() if self._remote else None,
+            "near_cache": None
+            if self.near is None
+            else {
+                "kinds": sorted(k.value for k in self._near_kinds),
+                "entries": len(self.near),
+                "invalidations": self.near.invalidations,
+                "cleared": self.near.cleared,
+            },
             "kinds": {
-                kind.value: {"ttl_ms": self._ttl[kind], **s.as_dict()}
+                kind.value: {
+                    "ttl_ms": self._ttl[kind],
+                    "budget_ms": self._budget[kind] * 1000,
+                    **s.as_dict(),
+                }
                 for kind, s in self._stats.items()
             },
         }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(when: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def micros_of(when: datetime | None) -> int | None:
+    """For ``source_time``: a contract's time as microseconds since the epoch."""
+    return None if when is None else _micros(when)

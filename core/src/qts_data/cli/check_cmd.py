@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -15,6 +16,50 @@ from qts_data.cli.output import console, echo_json, state_style
 from qts_data.config.loader import ENV_CONFIG
 from qts_data.config.secrets import mask, public_view
 from qts_data.stack import StackHealth, open_stack
+
+
+def cache_table(summary: dict[str, Any]) -> Table:
+    """Per-kind cache statistics, with the breaker and near cache in the title."""
+    title = f"cache {summary['client']}"
+    if summary.get("breaker"):
+        title += f"  breaker {summary['breaker']['state']}"
+    if summary.get("near_cache"):
+        title += f"  near cache {summary['near_cache']['entries']} entries"
+    if summary.get("bypass"):
+        title += "  BYPASSED"
+    elif summary.get("read_only"):
+        title += "  READ-ONLY"
+    table = Table(title=title, title_justify="left")
+    columns = (
+        "kind",
+        "ttl",
+        "budget",
+        "hits",
+        "misses",
+        "hit rate",
+        "stale",
+        "merged",
+        "fallbacks",
+        "p99",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, s in summary["kinds"].items():
+        rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.1%}"
+        p99 = s["latency_us"]["p99"]
+        table.add_row(
+            kind,
+            f"{s['ttl_ms']} ms",
+            f"{s['budget_ms']:g} ms",
+            f"{s['hits']:,}",
+            f"{s['misses']:,}",
+            rate,
+            f"{s['stale_reads']:,}",
+            f"{s['merged_loads']:,}",
+            f"{s['fallbacks']:,}",
+            "-" if p99 is None else f"{p99:,.0f} µs",
+        )
+    return table
 
 
 def config_argument(path: str | None) -> str | None:
@@ -63,20 +108,7 @@ def check_command(config: str | None, as_json: bool) -> None:
             )
         out.print(table)
         if stack.config.stack.cache is not None:
-            cache = Table(title=f"cache {health.cache['client']}", title_justify="left")
-            for column in ("kind", "ttl", "hits", "misses", "hit rate", "fallbacks"):
-                cache.add_column(column, justify="right" if column != "kind" else "left")
-            for kind, s in health.cache["kinds"].items():
-                rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.1%}"
-                cache.add_row(
-                    kind,
-                    f"{s['ttl_ms']} ms",
-                    str(s["hits"]),
-                    str(s["misses"]),
-                    rate,
-                    str(s["fallbacks"]),
-                )
-            out.print(cache)
+            out.print(cache_table(health.cache))
         out.print(
             f"stack: [{state_style(health.state.value)}]{health.state.value}[/]  safety: {health.safety}"
         )

@@ -1,5 +1,8 @@
 """The ``cached`` composition: an adapter fronted by a cache (read-through, write-through).
 
+A cached value's source time is when it was read from (or written to) the
+adapter, so a maximum age bounds how old the snapshot is.
+
 Reads of positions, risk configuration and strategy parameters are served from
 the cache and loaded from the adapter on a miss; writes go to the adapter
 first and then refresh or invalidate the cache, so the cache is never newer

@@ -7,12 +7,13 @@ UTC times; invalid input raises :class:`~qts_data.errors.ContractError`.
 from qts_data.contracts._base import Contract, UtcDatetime
 from qts_data.contracts.events import Event, Priority, SafetyChange, SafetyState
 from qts_data.contracts.health import HealthState, HealthStatus
-from qts_data.contracts.market import OHLCV, Interval, TickData
+from qts_data.contracts.market import OHLCV, BookLevel, Interval, OrderBook, TickData
 from qts_data.contracts.settings import RiskConfig, StrategyParam
-from qts_data.contracts.trading import ExecutionLog, LedgerEntry, Position
+from qts_data.contracts.trading import ExecutionLog, LedgerEntry, Order, Position
 
 __all__ = [
     "OHLCV",
+    "BookLevel",
     "Contract",
     "Event",
     "ExecutionLog",
@@ -20,6 +21,8 @@ __all__ = [
     "HealthStatus",
     "Interval",
     "LedgerEntry",
+    "Order",
+    "OrderBook",
     "Position",
     "Priority",
     "RiskConfig",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -129,4 +129,30 @@ class OHLCV(Contract):
             value: Decimal = getattr(self, name)
             if not self.low <= value <= self.high:
                 raise ValueError(f"{name} {value} is outside [low {self.low}, high {self.high}]")
+        return self
+
+
+class BookLevel(Contract):
+    """One price level of an order book."""
+
+    price: Price
+    qty: Annotated[Decimal, Field(ge=0, max_digits=28, decimal_places=8, allow_inf_nan=False)]
+
+
+class OrderBook(Contract):
+    """One side of an order book (``book:{symbol}:{side}``): bids best-first descending, asks ascending."""
+
+    symbol: Symbol
+    side: Literal["bid", "ask"]
+    levels: tuple[BookLevel, ...]
+    time: UtcDatetime
+
+    @model_validator(mode="after")
+    def _sorted_best_first(self) -> OrderBook:
+        prices = [level.price for level in self.levels]
+        expected = sorted(prices, reverse=self.side == "bid")
+        if prices != expected:
+            raise ValueError(f"{self.side} levels must be sorted best first")
+        if len(set(prices)) != len(prices):
+            raise ValueError("two levels share a price")
         return self

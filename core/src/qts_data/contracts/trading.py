@@ -136,3 +136,23 @@ class ExecutionLog(Contract):
     latency_ms: LatencyMs | None = None
     success: bool
     error_code: Text50 | None = None
+
+
+class Order(Contract):
+    """The state of one order, as cached under ``ord:{order_id}``."""
+
+    order_id: Name100
+    symbol: Symbol
+    side: Literal["BUY", "SELL"]
+    qty: FillQuantity
+    price: Price | None = None  # None for a market order
+    filled_qty: Quantity = Decimal("0")
+    status: Literal["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "REJECTED"] = "NEW"
+    strategy_tag: Text50 | None = None
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _filled_within_qty(self) -> Order:
+        if self.filled_qty > self.qty:
+            raise ValueError(f"filled_qty {self.filled_qty} exceeds qty {self.qty}")
+        return self

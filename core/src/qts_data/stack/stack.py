@@ -168,6 +168,8 @@ class Stack:
                 self.open_errors[key] = message
                 continue
             self._opened.append(key)
+        for manager in self._managers.values():
+            await manager.start()
         self._is_open = True
         return self
 
@@ -180,6 +182,8 @@ class Stack:
                 log.warning("closing %s.%s failed: %s", key[0].section, key[1], mask(str(exc)))
 
     async def aclose(self) -> None:
+        for manager in self._managers.values():
+            await manager.stop()
         await self._close_opened()
         self._is_open = False
 
