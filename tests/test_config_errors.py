@@ -156,3 +156,10 @@ def test_environment_override_errors_name_the_key() -> None:
         ConfigError, match=r"caches.hot.max_entries: Input should be a valid integer"
     ):
         open_stack(None, environ={"QTS_DATA__CACHES__HOT__MAX_ENTRIES": "lots"})
+
+
+def test_cache_settings_are_validated_with_their_path() -> None:
+    with pytest.raises(ConfigError, match=r"cache: ttl_ms.price must be positive \(got 0\)"):
+        open_stack(None, environ={"QTS_DATA__CACHE__TTL_MS__PRICE": "0"})
+    with pytest.raises(ConfigError, match=r"cache.breaker.window_size: Input should be greater than or equal to 1"):
+        open_stack(None, environ={"QTS_DATA__CACHE__BREAKER__WINDOW_SIZE": "0"})

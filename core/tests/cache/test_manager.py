@@ -368,3 +368,25 @@ async def test_summary_reports_latency_percentiles_and_breaker() -> None:
     assert summary["breaker"]["state"] == "CLOSED"
     latency = summary["kinds"]["price"]["latency_us"]
     assert latency["p50"] is not None and latency["p50"] <= latency["p99"]
+
+
+async def test_refresh_ahead_reloads_a_hot_value_before_it_expires() -> None:
+    settings = CacheSettings.model_validate(
+        {"ttl_ms": {"position": 200}, "refresh_ahead": {"position": 0.5}}
+    )
+    manager = CacheManager(MemoryCacheClient(), settings)
+    loader = Loader(position())
+    await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")  # miss: load 1
+    await manager.get_or_load(
+        CacheKind.POSITION, POSITION, loader, symbol="A"
+    )  # young hit: no refresh
+    assert loader.calls == 1
+    misses = manager.stats()["position"].misses
+    for _ in range(8):  # 400 ms of reads every 50 ms: twice the TTL, never a miss
+        await asyncio.sleep(0.05)
+        await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")
+    await asyncio.sleep(0)
+    stats = manager.stats()["position"]
+    assert stats.misses == misses
+    assert stats.refreshes >= 2 and loader.calls >= 3
+    await manager.stop()

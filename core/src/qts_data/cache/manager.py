@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from qts_data.cache.breaker import BreakerSettings, CircuitBreaker, Transition
 from qts_data.cache.budget import BudgetExceeded, within
@@ -66,11 +66,30 @@ class CacheSettings(Settings):
     max_age_ms: dict[CacheKind, int] = Field(
         default_factory=dict, description="default maximum age of the source data per kind (ms)"
     )
+    refresh_ahead: dict[CacheKind, float] = Field(
+        default_factory=lambda: {
+            CacheKind.POSITION: 0.2,
+            CacheKind.RISK: 0.2,
+            CacheKind.STRATEGY: 0.2,
+        },
+        description="per kind, the last fraction of the TTL in which a hit reloads the value in the background",
+    )
     near_cache: list[CacheKind] = Field(
         default_factory=list, description="kinds kept in an in-process L1"
     )
     near_cache_max_entries: int = Field(default=10_000, gt=0)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @model_validator(mode="after")
+    def _positive(self) -> CacheSettings:
+        for table in ("ttl_ms", "budget_ms", "max_age_ms"):
+            for kind, value in getattr(self, table).items():
+                if value <= 0:
+                    raise ValueError(f"{table}.{kind.value} must be positive (got {value})")
+        for kind, fraction in self.refresh_ahead.items():
+            if not 0 <= fraction < 1:
+                raise ValueError(f"refresh_ahead.{kind.value} must be in [0, 1) (got {fraction})")
+        return self
 
 
 class CacheManager:
@@ -100,6 +119,13 @@ class CacheManager:
         self._instance = f"{os.getpid()}-{id(self):x}"
         self._subscription: Subscription | None = None
         self._flight = SingleFlight()
+        # hits older than this (µs since their source time) start a background reload
+        self._refresh_after_us = {
+            kind: int(self._ttl[kind] * 1000 * (1 - s.refresh_ahead[kind]))
+            for kind in CacheKind
+            if s.refresh_ahead.get(kind)
+        }
+        self._background: set[asyncio.Task[Any]] = set()
         self._generation: dict[str, int] = {}
         #: FAIL: bypass the cache entirely; LOCKDOWN: read but never write.
         self.bypass = client is None or not s.enabled
@@ -118,6 +144,10 @@ class CacheManager:
                 self._near_kinds = frozenset()
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._subscription is not None:
             subscription, self._subscription = self._subscription, None
             await subscription.close()
@@ -239,6 +269,8 @@ class CacheManager:
                 stats.hits += 1
                 if near is not None:
                     near.put(key, replace(found, origin="near"), self._ttl[kind])
+                if loader is not None and kind in self._refresh_after_us:
+                    self._maybe_refresh(kind, key, found, codec, loader, source_time, stats)
                 return found
         stats.misses += 1
         if loader is None:
@@ -249,6 +281,40 @@ class CacheManager:
         if merged:
             stats.merged_loads += 1
         return result
+
+    def _maybe_refresh(
+        self,
+        kind: CacheKind,
+        key: str,
+        found: Cached[T],
+        codec: Codec[T],
+        loader: Callable[[], Awaitable[T]],
+        source_time: Callable[[T], int | None] | None,
+        stats: KindStats,
+    ) -> None:
+        """Refresh-ahead: reload a value near the end of its TTL in the background, so hot
+        keys never expire under their readers (one reload per key at a time)."""
+        if (
+            now_us() - found.source_us < self._refresh_after_us[kind]
+            or self._flight.pending(key) is not None
+        ):
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._flight.run(
+                    key,
+                    lambda: self._load(
+                        kind, key, loader, source_time, stats, store=True, codec=codec
+                    ),
+                )
+                stats.refreshes += 1
+            except Exception as exc:  # the value in the cache stays until its TTL
+                log.warning("background refresh of %s failed: %s", key, exc)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def get_or_load(
         self,

@@ -19,6 +19,7 @@ class KindStats:
     stale_reads: int = 0  # values found older than the caller's max age
     loads: int = 0  # loader calls after a miss
     merged_loads: int = 0  # callers that waited for another caller's load of the same key
+    refreshes: int = 0  # background reloads of hot values near the end of their TTL
     writes: int = 0
     invalidations: int = 0
     fallbacks: int = 0  # reads served by the source because the cache failed, timed out or was open
@@ -60,6 +61,7 @@ class KindStats:
             "stale_reads": self.stale_reads,
             "loads": self.loads,
             "merged_loads": self.merged_loads,
+            "refreshes": self.refreshes,
             "writes": self.writes,
             "invalidations": self.invalidations,
             "fallbacks": self.fallbacks,

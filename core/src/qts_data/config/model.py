@@ -71,7 +71,7 @@ def _describe(exc: ValidationError, prefix: str) -> str:
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
         where = f"{prefix}.{loc}" if loc else prefix
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif (
