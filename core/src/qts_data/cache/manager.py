@@ -95,8 +95,15 @@ class CacheSettings(Settings):
 class CacheManager:
     """Typed cache access for a stack. ``client`` may be None (no cache configured)."""
 
-    def __init__(self, client: CacheClient | None, settings: CacheSettings | None = None) -> None:
+    def __init__(
+        self,
+        client: CacheClient | None,
+        settings: CacheSettings | None = None,
+        *,
+        clock_us: Callable[[], int] = now_us,
+    ) -> None:
         self.client = client
+        self._now_us = clock_us  # wall-clock µs: source times and ages (injectable for simulations)
         self.settings = s = settings or CacheSettings()
         self._prefix = f"{s.namespace}v{CACHE_FORMAT_VERSION}:"
         self._formats = {kind: self._prefix + kind.key_format for kind in CacheKind}
@@ -247,7 +254,7 @@ class CacheManager:
         if near is not None:
             found = near.get(key)
             if found is not None and (
-                max_age_us is None or now_us() - found.source_us <= max_age_us
+                max_age_us is None or self._now_us() - found.source_us <= max_age_us
             ):
                 stats.hits += 1
                 stats.near_hits += 1
@@ -260,7 +267,7 @@ class CacheManager:
             stats.fallbacks += 1
             return await self._load(kind, key, loader, source_time, stats, store=False)
         if found is not None:
-            if max_age_us is not None and now_us() - found.source_us > max_age_us:
+            if max_age_us is not None and self._now_us() - found.source_us > max_age_us:
                 stats.stale_reads += 1
                 if allow_stale:
                     stats.hits += 1
@@ -295,7 +302,7 @@ class CacheManager:
         """Refresh-ahead: reload a value near the end of its TTL in the background, so hot
         keys never expire under their readers (one reload per key at a time)."""
         if (
-            now_us() - found.source_us < self._refresh_after_us[kind]
+            self._now_us() - found.source_us < self._refresh_after_us[kind]
             or self._flight.pending(key) is not None
         ):
             return
@@ -361,7 +368,7 @@ class CacheManager:
         value = await loader()
         stats.loads += 1
         stamp = source_time(value) if source_time is not None else None
-        cached = Cached(value, stamp if stamp is not None else now_us(), "source")
+        cached = Cached(value, stamp if stamp is not None else self._now_us(), "source")
         # A write of this key while the loader ran makes the loaded value older than the
         # source: storing it would leave the cache behind; skip it.
         if store and codec is not None and self._generation.get(key, 0) == generation:
@@ -411,7 +418,7 @@ class CacheManager:
         """Store a value with its kind's TTL; False when not stored (safety state, failure, open breaker)."""
         key = self._formats[kind].format_map(params)
         self._generation[key] = self._generation.get(key, 0) + 1
-        cached = Cached(value, source_us if source_us is not None else now_us(), "source")
+        cached = Cached(value, source_us if source_us is not None else self._now_us(), "source")
         return await self._store(kind, key, codec, cached, self._stats[kind], announce=True)
 
     async def invalidate(self, kind: CacheKind, **params: Any) -> None:
@@ -513,7 +520,7 @@ class CacheManager:
         if near is not None:
             found = near.get(key)
             if found is not None and (
-                max_age_us is None or now_us() - found.source_us <= max_age_us
+                max_age_us is None or self._now_us() - found.source_us <= max_age_us
             ):
                 stats.hits += 1
                 stats.near_hits += 1
@@ -538,7 +545,7 @@ class CacheManager:
             time=_EPOCH + source_us * _MICROSECOND,
         )
         cached = Cached(book, source_us, "cache")
-        if max_age_us is not None and now_us() - source_us > max_age_us:
+        if max_age_us is not None and self._now_us() - source_us > max_age_us:
             stats.stale_reads += 1
             if not allow_stale:
                 return None

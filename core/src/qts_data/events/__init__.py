@@ -1,6 +1,39 @@
-"""Events: the bus that delivers them to sinks, and the built-in logging sink."""
+"""Events: the prioritised dispatcher, its queues and degradation levels; the simple bus; the logging sink."""
 
 from qts_data.contracts import Event, Priority
 from qts_data.events.bus import EventBus, SinkCounters
+from qts_data.events.degradation import Degradation, DegradationLevel, LevelChange
+from qts_data.events.delivery import DeliveryCounters
+from qts_data.events.dispatcher import LEVEL_CHANGED, EventDispatcher
+from qts_data.events.errors import EventBusClosed, EventQueueFull
+from qts_data.events.queues import (
+    BlockingQueue,
+    CollapsingQueue,
+    EventQueue,
+    OverflowPolicy,
+    RingQueue,
+    SamplingQueue,
+)
+from qts_data.events.settings import EventSettings
 
-__all__ = ["Event", "EventBus", "Priority", "SinkCounters"]
+__all__ = [
+    "LEVEL_CHANGED",
+    "BlockingQueue",
+    "CollapsingQueue",
+    "Degradation",
+    "DegradationLevel",
+    "DeliveryCounters",
+    "Event",
+    "EventBus",
+    "EventBusClosed",
+    "EventDispatcher",
+    "EventQueue",
+    "EventQueueFull",
+    "EventSettings",
+    "LevelChange",
+    "OverflowPolicy",
+    "Priority",
+    "RingQueue",
+    "SamplingQueue",
+    "SinkCounters",
+]

@@ -87,7 +87,10 @@ class Degradation:
         #: Depth from which a queue of P0, P1, P2 is under pressure.
         self.enter_at = [max(1, math.ceil(c * enter)) for c in capacities[:3]]
         #: Depth at or below which the pressure ends.
-        self.leave_at = [min(math.floor(c * leave), e - 1) for c, e in zip(capacities[:3], self.enter_at)]
+        self.leave_at = [
+            min(math.floor(c * leave), e - 1)
+            for c, e in zip(capacities[:3], self.enter_at, strict=True)
+        ]
         self._depth_of = depth_of
         self.pressured = [False, False, False]
         self.safety = SafetyState.NORMAL
