@@ -19,6 +19,7 @@ from qts_data.interfaces.operations import (
     StorageReport,
 )
 from qts_data.interfaces.sink import EventSink, SafetyListener
+from qts_data.interfaces.source import MarketDataSource
 
 __all__ = [
     "CacheClient",
@@ -31,6 +32,7 @@ __all__ = [
     "IngestResult",
     "Maintainable",
     "MaintenanceReport",
+    "MarketDataSource",
     "MessageHandler",
     "Migratable",
     "MigrationReport",

@@ -69,10 +69,20 @@ def qts_data_safety_listeners(register: Register) -> None:
     """
 
 
+@hookspec
+def qts_data_market_sources(register: Register) -> None:
+    """Register upstream market-data source factories (:class:`~qts_data.interfaces.MarketDataSource`).
+
+    Implemented by plugins that fetch candles from an exchange or vendor; the
+    ``tiered`` composition asks them for what no tier holds. Called once, at plugin discovery.
+    """
+
+
 #: Hook name -> component kind it registers.
 HOOK_KINDS = {
     "qts_data_adapters": "adapter",
     "qts_data_cache_clients": "cache",
     "qts_data_event_sinks": "sink",
     "qts_data_safety_listeners": "listener",
+    "qts_data_market_sources": "source",
 }

@@ -15,12 +15,13 @@ if TYPE_CHECKING:
 
 
 class ComponentKind(str, Enum):
-    """The four kinds of component a plugin can provide, with their configuration section."""
+    """The kinds of component a plugin can provide, with their configuration section."""
 
     ADAPTER = "adapter"
     CACHE = "cache"
     SINK = "sink"
     LISTENER = "listener"
+    SOURCE = "source"
 
     @property
     def section(self) -> str:
@@ -37,12 +38,14 @@ _SECTIONS = {
     ComponentKind.CACHE: "caches",
     ComponentKind.SINK: "sinks",
     ComponentKind.LISTENER: "listeners",
+    ComponentKind.SOURCE: "sources",
 }
 _LABELS = {
     ComponentKind.ADAPTER: "adapter",
     ComponentKind.CACHE: "cache client",
     ComponentKind.SINK: "event sink",
     ComponentKind.LISTENER: "safety listener",
+    ComponentKind.SOURCE: "market-data source",
 }
 
 

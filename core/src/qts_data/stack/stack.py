@@ -24,7 +24,14 @@ from qts_data.config.secrets import install_log_masking, mask
 from qts_data.contracts import HealthState, HealthStatus
 from qts_data.errors import BackendError, ConfigError
 from qts_data.events.bus import EventBus
-from qts_data.interfaces import CacheClient, Component, DataSourceAdapter, EventSink, SafetyListener
+from qts_data.interfaces import (
+    CacheClient,
+    Component,
+    DataSourceAdapter,
+    EventSink,
+    MarketDataSource,
+    SafetyListener,
+)
 from qts_data.plugins.manager import PluginHost, get_plugin_host
 from qts_data.plugins.registry import ComponentKind
 from qts_data.safety.controller import SafetyController
@@ -129,6 +136,7 @@ class Stack:
                 ComponentKind.CACHE: CacheClient,
                 ComponentKind.SINK: EventSink,
                 ComponentKind.LISTENER: SafetyListener,
+                ComponentKind.SOURCE: MarketDataSource,
             }[key[0]]
             if not isinstance(component, expected):
                 raise ConfigError(
