@@ -390,3 +390,38 @@ async def test_refresh_ahead_reloads_a_hot_value_before_it_expires() -> None:
     assert stats.misses == misses
     assert stats.refreshes >= 2 and loader.calls >= 3
     await manager.stop()
+
+
+async def test_cache_events_breaker_at_p1_stale_at_p2_counts_at_p3() -> None:
+    from qts_data.contracts import Event, Priority
+
+    seen: list[Event] = []
+    client = RemoteLike()
+    settings = CacheSettings(stats_event_interval_s=0.02, miss_event_sample=1)
+    manager = CacheManager(client, settings, events=seen.append)
+    await manager.start()
+    loader = Loader(position())
+    await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")  # a miss
+    await manager.put(CacheKind.POSITION, position(), POSITION, source_us=int((time.time() - 5) * 1e6), symbol="B")
+    await manager.get(CacheKind.POSITION, POSITION, max_age_ms=100, symbol="B")  # stale
+    client.down = True
+    for _ in range(5):
+        await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")
+    await asyncio.sleep(0.05)
+    await manager.stop()
+    by_type = {e.type: e for e in seen}
+    assert by_type["cache.breaker"].priority is Priority.P1
+    assert by_type["cache.breaker"].payload["current"] == "OPEN"
+    assert by_type["cache.stale"].priority is Priority.P2
+    assert by_type["cache.miss"].priority is Priority.P3
+    stats_events = [e for e in seen if e.type == "cache.stats"]
+    assert stats_events and stats_events[0].payload["kinds"]["position"]["misses"] >= 1
+
+
+async def test_a_hit_publishes_no_event() -> None:
+    seen: list[object] = []
+    manager = CacheManager(MemoryCacheClient(), events=seen.append)
+    await manager.put(CacheKind.POSITION, position(), POSITION, symbol="A")
+    for _ in range(100):
+        await manager.get(CacheKind.POSITION, POSITION, symbol="A")
+    assert seen == []

@@ -42,7 +42,15 @@ from qts_data.cache.kinds import CACHE_FORMAT_VERSION, CacheKind
 from qts_data.cache.near import NearCache
 from qts_data.cache.singleflight import SingleFlight
 from qts_data.cache.stats import KindStats
-from qts_data.contracts import BookLevel, OrderBook, SafetyChange, SafetyState, TickData
+from qts_data.contracts import (
+    BookLevel,
+    Event,
+    OrderBook,
+    Priority,
+    SafetyChange,
+    SafetyState,
+    TickData,
+)
 from qts_data.interfaces import CacheClient, Subscription
 from qts_data.plugins.registry import Settings
 
@@ -79,6 +87,12 @@ class CacheSettings(Settings):
     )
     near_cache_max_entries: int = Field(default=10_000, gt=0)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    stats_event_interval_s: float = Field(
+        default=1.0, gt=0, description="how often per-kind hit/miss counts go out as one P3 event"
+    )
+    miss_event_sample: int = Field(
+        default=100, ge=1, description="one P3 event per this many misses"
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> CacheSettings:
@@ -101,9 +115,13 @@ class CacheManager:
         settings: CacheSettings | None = None,
         *,
         clock_us: Callable[[], int] = now_us,
+        events: Callable[[Event], None] | None = None,
     ) -> None:
         self.client = client
         self._now_us = clock_us  # wall-clock µs: source times and ages (injectable for simulations)
+        #: Non-blocking event publication (the stack's bus); None: no events.
+        self.events = events
+        self._stats_task: asyncio.Task[None] | None = None
         self.settings = s = settings or CacheSettings()
         self._prefix = f"{s.namespace}v{CACHE_FORMAT_VERSION}:"
         self._formats = {kind: self._prefix + kind.key_format for kind in CacheKind}
@@ -140,7 +158,10 @@ class CacheManager:
 
     # -- lifecycle (the stack calls these) -----------------------------------------------------
     async def start(self) -> None:
-        """Subscribe to the invalidation channel when a near cache is configured."""
+        """Subscribe to the invalidation channel when a near cache is configured; start the
+        periodic statistics event."""
+        if self.events is not None and self._stats_task is None and self.client is not None:
+            self._stats_task = asyncio.get_running_loop().create_task(self._emit_stats())
         if self.near is not None and self.client is not None and self._subscription is None:
             try:
                 self._subscription = await self.client.subscribe(
@@ -151,6 +172,10 @@ class CacheManager:
                 self._near_kinds = frozenset()
 
     async def stop(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            await asyncio.gather(self._stats_task, return_exceptions=True)
+            self._stats_task = None
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -269,6 +294,13 @@ class CacheManager:
         if found is not None:
             if max_age_us is not None and self._now_us() - found.source_us > max_age_us:
                 stats.stale_reads += 1
+                self._emit(
+                    Priority.P2,
+                    "cache.stale",
+                    key,
+                    kind=kind.value,
+                    age_ms=(self._now_us() - found.source_us) / 1000,
+                )
                 if allow_stale:
                     stats.hits += 1
                     return replace(found, stale=True)
@@ -280,6 +312,10 @@ class CacheManager:
                     self._maybe_refresh(kind, key, found, codec, loader, source_time, stats)
                 return found
         stats.misses += 1
+        if self.events is not None and stats.misses % self.settings.miss_event_sample == 1:
+            self._emit(
+                Priority.P3, "cache.miss", None, kind=kind.value, cache_key=key, misses=stats.misses
+            )
         if loader is None:
             return None
         result, merged = await self._flight.run(
@@ -365,7 +401,17 @@ class CacheManager:
         codec: Codec[T] | None = None,
     ) -> Cached[T]:
         generation = self._generation.get(key, 0)
-        value = await loader()
+        try:
+            value = await loader()
+        except Exception as exc:
+            self._emit(
+                Priority.P1,
+                "adapter.error",
+                key,
+                kind=kind.value,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
         stats.loads += 1
         stamp = source_time(value) if source_time is not None else None
         cached = Cached(value, stamp if stamp is not None else self._now_us(), "source")
@@ -572,7 +618,40 @@ class CacheManager:
             self.near.invalidate(key)
 
     # -- state ---------------------------------------------------------------------------------------------
+    def _emit(self, priority: Priority, type_: str, key: str | None, **payload: Any) -> None:
+        if self.events is not None:
+            try:
+                self.events(
+                    Event(priority=priority, type=type_, source="cache", payload=payload, key=key)
+                )
+            except Exception as exc:  # events never break a cache call
+                log.debug("event %s not published: %s", type_, exc)
+
+    async def _emit_stats(self) -> None:
+        """One P3 event per interval with each kind's hits and misses since the last one."""
+        last = dict.fromkeys(CacheKind, (0, 0))
+        while True:
+            await asyncio.sleep(self.settings.stats_event_interval_s)
+            counts = {}
+            for kind, stats in self._stats.items():
+                hits, misses = stats.hits, stats.misses
+                before = last[kind]
+                if (hits, misses) != before:
+                    counts[kind.value] = {"hits": hits - before[0], "misses": misses - before[1]}
+                    last[kind] = (hits, misses)
+            if counts:
+                self._emit(Priority.P3, "cache.stats", "cache.stats", kinds=counts)
+
     def _on_transition(self, transition: Transition) -> None:
+        self._emit(
+            Priority.P1,
+            "cache.breaker",
+            f"breaker:{transition.breaker}",
+            breaker=transition.breaker,
+            previous=transition.previous.value,
+            current=transition.current.value,
+            reason=transition.reason,
+        )
         self.transitions.append(transition)
         del self.transitions[:-100]
         log.warning(

@@ -6,6 +6,7 @@ others, and its failures are counted, not hidden.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class EventBus:
         self.sinks = list(sinks)
         self.published = 0
         self.counters = {id(sink): SinkCounters() for sink in self.sinks}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def enabled(self) -> bool:
@@ -39,6 +41,19 @@ class EventBus:
 
     async def publish(self, event: Event) -> None:
         await self.publish_many((event,))
+
+    def publish_nowait(self, event: Event) -> None:
+        """Publish without waiting (from synchronous code or the hot path): delivery runs as a task."""
+        if not self.sinks:
+            return
+        task = asyncio.get_running_loop().create_task(self.publish_many((event,)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the deliveries started by ``publish_nowait``."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def emit(self, priority: Priority, type_: str, source: str = "", **payload: Any) -> None:
         """Build and publish an event; costs nothing when the stack has no sinks."""

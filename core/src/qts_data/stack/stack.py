@@ -106,6 +106,9 @@ class Stack:
         listeners = [self.components[(ComponentKind.LISTENER, n)] for n in stack.listeners]
         #: The event bus, delivering to ``[stack] sinks``.
         self.events = EventBus([s for s in sinks if isinstance(s, EventSink)])
+        if self.events.enabled:
+            for manager in [*self._managers.values(), self.cache]:
+                manager.events = self.events.publish_nowait
         #: The safety state; changes reach ``[stack] listeners``, the cache managers and the event bus.
         self.safety = SafetyController(
             [s for s in listeners if isinstance(s, SafetyListener)],
@@ -192,6 +195,7 @@ class Stack:
     async def aclose(self) -> None:
         for manager in self._managers.values():
             await manager.stop()
+        await self.events.drain()
         await self._close_opened()
         self._is_open = False
 
