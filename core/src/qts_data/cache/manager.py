@@ -312,7 +312,7 @@ class CacheManager:
                     self._maybe_refresh(kind, key, found, codec, loader, source_time, stats)
                 return found
         stats.misses += 1
-        if self.events is not None and stats.misses % self.settings.miss_event_sample == 1:
+        if self.events is not None and (stats.misses - 1) % self.settings.miss_event_sample == 0:
             self._emit(
                 Priority.P3, "cache.miss", None, kind=kind.value, cache_key=key, misses=stats.misses
             )
