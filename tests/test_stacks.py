@@ -12,7 +12,7 @@ import pytest
 
 from qts_data import BackendError, open_stack
 from qts_data.cache import CacheKind
-from qts_data.compositions import CachedAdapter, HybridAdapter
+from qts_data.compositions import CachedAdapter
 from qts_data.contracts import (
     HealthState,
     LedgerEntry,
@@ -21,9 +21,7 @@ from qts_data.contracts import (
     RiskConfig,
     SafetyState,
     StrategyParam,
-    TickData,
 )
-from qts_data.errors import NotSupportedError
 from qts_data.plugins import ComponentKind
 from qts_data_memory.adapter import MemoryAdapter
 from qts_data_memory.sink import MemoryEventSink
@@ -53,24 +51,6 @@ type = "memory"
 
 [cache.ttl_ms]
 position = 60000
-"""
-
-HYBRID = """
-[stack]
-adapter = "main"
-
-[adapters.legacy]
-type = "memory"
-
-[adapters.db]
-type = "memory"
-
-[adapters.main]
-type = "hybrid"
-sheets = "legacy"
-db = "db"
-mode = "{mode}"
-primary = "{primary}"
 """
 
 
@@ -184,78 +164,6 @@ async def test_safety_lockdown_stops_cache_writes_and_fail_bypasses_the_cache(
             (Priority.P0, "FAIL"),
             (Priority.P1, "NORMAL"),
         ]
-
-
-@pytest.mark.parametrize(
-    ("mode", "primary", "reads_from", "written"),
-    [
-        ("SHEETS_ONLY", "sheets", "legacy", {"legacy"}),
-        ("DB_ONLY", "sheets", "db", {"db"}),
-        ("HYBRID", "sheets", "legacy", {"legacy", "db"}),
-        ("HYBRID", "db", "db", {"legacy", "db"}),
-    ],
-)
-async def test_hybrid_modes_route_writes_and_reads(
-    tmp_path: Path, mode: str, primary: str, reads_from: str, written: set[str]
-) -> None:
-    config = write_config(tmp_path, HYBRID.format(mode=mode, primary=primary))
-    async with open_stack(config) as stack:
-        hybrid = stack.adapter
-        assert isinstance(hybrid, HybridAdapter)
-        assert await hybrid.append_ledger(entry("o-1"))
-        assert not await hybrid.append_ledger(entry("o-1"))  # a retry is recorded once
-        await hybrid.update_position("005930", "1", "71000")
-        for name in ("legacy", "db"):
-            store = stack.components[(ComponentKind.ADAPTER, name)]
-            ledger = await store.fetch_ledger()  # type: ignore[attr-defined]
-            assert len(ledger) == (1 if name in written else 0), name
-        # reads come from the primary: make the two sides differ and look
-        reader = stack.components[(ComponentKind.ADAPTER, reads_from)]
-        await reader.save_position(Position(symbol="ONLY-HERE", qty="1", avg_price="1"))  # type: ignore[attr-defined]
-        assert "ONLY-HERE" in [p.symbol for p in await hybrid.fetch_positions()]
-
-
-class DownAdapter(MemoryAdapter):
-    """A secondary that is down until ``up`` is set."""
-
-    up = False
-
-    async def append_ledger(self, entry: LedgerEntry) -> bool:
-        if not self.up:
-            raise ConnectionError("secondary unreachable")
-        return await super().append_ledger(entry)
-
-
-async def test_hybrid_keeps_primary_writes_while_the_secondary_is_down_and_catches_up() -> None:
-    primary, secondary = MemoryAdapter(), DownAdapter()
-    hybrid = HybridAdapter(primary, secondary)
-    for n in range(3):
-        assert await hybrid.append_ledger(entry(f"o-{n}"))
-    assert len(await primary.fetch_ledger()) == 3
-    assert hybrid.pending == 3
-    health = await hybrid.health_check()
-    assert health.state is HealthState.DEGRADED
-    assert health.details["pending_secondary_writes"] == 3
-    secondary.up = True
-    assert await hybrid.flush() == 3
-    assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-0", "o-1", "o-2"]
-    assert (await hybrid.health_check()).state is HealthState.HEALTHY
-
-
-async def test_hybrid_sends_ticks_to_the_side_that_supports_them() -> None:
-    class NoTicks(MemoryAdapter):
-        capabilities = MemoryAdapter.capabilities - {"ticks"}
-
-        async def ingest_ticks(self, *args: Any, **kwargs: Any) -> Any:
-            raise NotSupportedError("Google Sheets does not support tick data")
-
-    sheets, db = NoTicks(), MemoryAdapter()
-    hybrid = HybridAdapter(sheets, db)
-    tick = TickData(time=T, symbol="005930", price="71000", volume=1, trade_id="1")
-    assert (await hybrid.ingest_ticks([tick])).inserted == 1
-    assert await hybrid.fetch_tick_data("005930", T, datetime(2025, 1, 1, tzinfo=timezone.utc)) == [
-        tick
-    ]
 
 
 async def test_environment_overrides_any_key(tmp_path: Path) -> None:

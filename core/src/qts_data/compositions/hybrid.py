@@ -3,29 +3,36 @@
 Modes (``DataSourceMode``):
 
 * ``SHEETS_ONLY``: every operation goes to the Sheets adapter;
-* ``HYBRID``: reads from the configured primary; writes go to the primary and
-  then to the secondary (dual-write);
+* ``HYBRID``: reads from the configured primary; each write commits to the
+  primary together with a durable outbox record, and a relay delivers the
+  outbox to the secondary in batches (dual-write without loss);
 * ``DB_ONLY``: every operation goes to the database adapter.
 
-Rollback is a configuration change back to ``SHEETS_ONLY``. A write that the
-primary accepted is never failed because the secondary is down: the secondary
-write is queued (``pending``) and retried on the next write or :meth:`flush`.
-Operations one side does not support (ticks on Sheets) go to the side that does.
+Rollback is a configuration change back to ``SHEETS_ONLY``. In HYBRID a write
+succeeds when the primary has it: a secondary that is down only makes the
+outbox deeper, and the relay catches up when it is back (also after a restart:
+the outbox is a file). Records are written before the primary write (as an
+intent) and marked ready after it, so a process that dies in between leaves a
+record that the next relay replays to the primary (idempotently) and then
+delivers. Operations one side does not support (ticks on Sheets) go to the side
+that does and are not dual-written.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
 from qts_data.compositions.delegating import DelegatingAdapter
 from qts_data.contracts import (
     OHLCV,
+    Contract,
     ExecutionLog,
     HealthState,
     HealthStatus,
@@ -37,9 +44,8 @@ from qts_data.contracts import (
     TickData,
 )
 from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
+from qts_data.outbox import Outbox, OutboxRelay, SqliteOutbox
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
-
-log = logging.getLogger("qts_data.hybrid")
 
 
 class DataSourceMode(str, Enum):
@@ -54,8 +60,13 @@ class HybridSettings(Settings):
     mode: DataSourceMode = DataSourceMode.HYBRID
     #: In HYBRID, the side reads come from and writes commit to first.
     primary: Literal["sheets", "db"] = "sheets"
-    #: Secondary writes kept for retry while the secondary is down.
-    max_pending: int = 100_000
+    #: The outbox file (relative to the configuration file's folder).
+    outbox_path: str = "qts-data-outbox.sqlite"
+    relay_batch_size: int = Field(default=50, ge=1)
+    relay_interval_s: float = Field(default=0.5, gt=0)
+    relay_max_backoff_s: float = Field(default=30.0, gt=0)
+    #: Health turns DEGRADED when the oldest undelivered record is older than this.
+    outbox_alert_age_s: float = Field(default=60.0, gt=0)
 
 
 class HybridAdapter(DelegatingAdapter):
@@ -67,7 +78,12 @@ class HybridAdapter(DelegatingAdapter):
         db: DataSourceAdapter,
         mode: DataSourceMode = DataSourceMode.HYBRID,
         primary: Literal["sheets", "db"] = "sheets",
-        max_pending: int = 100_000,
+        *,
+        outbox: Outbox | None = None,
+        relay_batch_size: int = 50,
+        relay_interval_s: float = 0.5,
+        relay_max_backoff_s: float = 30.0,
+        outbox_alert_age_s: float = 60.0,
     ) -> None:
         self.sheets, self.db, self.mode = sheets, db, mode
         if mode is DataSourceMode.SHEETS_ONLY:
@@ -80,73 +96,89 @@ class HybridAdapter(DelegatingAdapter):
         self.primary: DataSourceAdapter = first
         self.secondary: DataSourceAdapter | None = second
         self.capabilities = first.capabilities | (second.capabilities if second else frozenset())
-        self._pending: deque[tuple[float, str, Callable[[], Awaitable[Any]]]] = deque(
-            maxlen=max_pending
+        if second is not None and outbox is None:
+            raise ValueError("HYBRID needs an outbox")
+        self.outbox = outbox if second is not None else None
+        self.relay = (
+            OutboxRelay(
+                outbox,
+                first,
+                second,
+                batch_size=relay_batch_size,
+                interval_s=relay_interval_s,
+                max_backoff_s=relay_max_backoff_s,
+            )
+            if outbox is not None and second is not None
+            else None
         )
-        self.secondary_failures = 0
-        self.pending_dropped = 0
+        self.outbox_alert_age_s = outbox_alert_age_s
+
+    async def open(self) -> None:
+        if self.outbox is not None and self.relay is not None:
+            await self.outbox.open()
+            await self.relay.start()
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.outbox is not None:
+            await self.outbox.close()
 
     def _reader(self, capability: str) -> DataSourceAdapter:
         if capability in self.primary.capabilities or self.secondary is None:
             return self.primary
         return self.secondary if capability in self.secondary.capabilities else self.primary
 
-    # -- dual write --------------------------------------------------------------------
-    async def _dual_write(
-        self, capability: str, what: str, op: Callable[[DataSourceAdapter], Awaitable[Any]]
+    # -- dual write ----------------------------------------------------------------------
+    async def _write(
+        self,
+        capability: str,
+        op: str,
+        key: str,
+        contract: Contract,
+        apply: Callable[[DataSourceAdapter], Awaitable[Any]],
+        extra: str | None = None,
     ) -> Any:
         target = self._reader(capability)
-        result = await op(target)
         second = self.secondary
-        if second is None or target is not self.primary or capability not in second.capabilities:
-            return result
-        await self.flush()
-        if self._pending:
-            self._queue(what, lambda: op(second))
-            return result
+        outbox = self.outbox
+        if (
+            outbox is None
+            or second is None
+            or target is not self.primary
+            or capability not in second.capabilities
+        ):
+            return await apply(target)
+        record = await outbox.add(op, key, contract.to_json(), extra=extra)
         try:
-            await op(second)
-        except Exception as exc:
-            self.secondary_failures += 1
-            log.warning("secondary write %s failed, queued for retry: %s", what, exc)
-            self._queue(what, lambda: op(second))
+            result = await apply(target)
+        except BaseException:
+            await outbox.cancel(record)
+            raise
+        await outbox.mark_ready(record)
+        if self.relay is not None:
+            self.relay.kick()
         return result
 
-    def _queue(self, what: str, call: Callable[[], Awaitable[Any]]) -> None:
-        if len(self._pending) == self._pending.maxlen:
-            self.pending_dropped += 1
-            log.error("hybrid pending queue full: oldest secondary write dropped")
-        self._pending.append((time.time(), what, call))
-
-    async def flush(self) -> int:
-        """Retry queued secondary writes in order; stops at the first failure. Returns how many landed."""
-        done = 0
-        while self._pending:
-            _, what, call = self._pending[0]
-            try:
-                await call()
-            except Exception as exc:
-                self.secondary_failures += 1
-                log.debug("secondary write %s still failing: %s", what, exc)
-                break
-            self._pending.popleft()
-            done += 1
-        return done
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
+    async def flush(self, timeout_s: float = 30.0) -> bool:
+        """Deliver the whole outbox now; False if it could not be emptied in time."""
+        if self.relay is None:
+            return True
+        return await self.relay.drain(timeout_s)
 
     async def save_position(self, position: Position) -> None:
-        await self._dual_write(
-            Capability.POSITIONS, f"position {position.symbol}", lambda a: a.save_position(position)
+        await self._write(
+            Capability.POSITIONS,
+            "position",
+            position.symbol,
+            position,
+            lambda a: a.save_position(position),
         )
 
     async def append_ledger(self, entry: LedgerEntry) -> bool:
-        result: bool = await self._dual_write(
-            Capability.LEDGER,
-            f"ledger {entry.idempotency_key or entry.symbol}",
-            lambda a: a.append_ledger(entry),
+        key = entry.idempotency_key or f"{entry.symbol}@{entry.timestamp.isoformat()}"
+        result: bool = await self._write(
+            Capability.LEDGER, "ledger", key, entry, lambda a: a.append_ledger(entry)
         )
         return result
 
@@ -158,29 +190,52 @@ class HybridAdapter(DelegatingAdapter):
         self, candles: Iterable[OHLCV], interval: Interval | str = Interval.D1
     ) -> int:
         rows = list(candles)
-        result: int = await self._dual_write(
-            Capability.OHLCV, "candles", lambda a: a.upsert_ohlcv(rows, interval)
-        )
-        return result
+        step = Interval.parse(interval)
+        target = self._reader(Capability.OHLCV)
+        if (
+            self.secondary is None
+            or self.outbox is None
+            or Capability.OHLCV not in self.secondary.capabilities
+        ):
+            return await target.upsert_ohlcv(rows, step)
+        for candle in rows:
+
+            def upsert(adapter: DataSourceAdapter, one: OHLCV = candle) -> Awaitable[int]:
+                return adapter.upsert_ohlcv([one], step)
+
+            await self._write(
+                Capability.OHLCV,
+                "candle",
+                f"{step.value}:{candle.symbol}@{candle.time.isoformat()}",
+                candle,
+                upsert,
+                extra=step.value,
+            )
+        return len(rows)
 
     async def store_execution_result(self, log_: ExecutionLog) -> bool:
-        result: bool = await self._dual_write(
+        key = f"{log_.order_id}:{log_.stage}@{log_.time.isoformat()}"
+        result: bool = await self._write(
             Capability.EXECUTION_LOGS,
-            f"execution log {log_.order_id}",
+            "execution_log",
+            key,
+            log_,
             lambda a: a.store_execution_result(log_),
         )
         return result
 
     async def save_strategy_param(self, param: StrategyParam) -> None:
-        await self._dual_write(
+        await self._write(
             Capability.STRATEGIES,
-            f"strategy {param.strategy_id}",
+            "strategy",
+            f"{param.strategy_id}/{param.param_name}",
+            param,
             lambda a: a.save_strategy_param(param),
         )
 
     async def save_risk_config(self, config: RiskConfig) -> None:
-        await self._dual_write(
-            Capability.RISK, f"risk {config.config_key}", lambda a: a.save_risk_config(config)
+        await self._write(
+            Capability.RISK, "risk", config.config_key, config, lambda a: a.save_risk_config(config)
         )
 
     # -- reads from the primary (or the side that supports the operation) ---------------------
@@ -230,13 +285,23 @@ class HybridAdapter(DelegatingAdapter):
         if self.secondary is not None:
             secondary = await self.secondary.health_check()
             details["secondary"] = secondary.component
-            details["pending_secondary_writes"] = len(self._pending)
-            details["pending_dropped"] = self.pending_dropped
-            if self._pending:
-                details["oldest_pending_age_s"] = round(time.time() - self._pending[0][0], 3)
-            if secondary.state is not HealthState.HEALTHY or self._pending:
+            if self.outbox is not None:
+                depth, oldest = await self.outbox.depth()
+                details["outbox_depth"] = depth
+                details["outbox_oldest_age_s"] = (
+                    None if oldest is None else round(time.time() - oldest / 1e6, 3)
+                )
+            if self.relay is not None:
+                details["relay"] = self.relay.summary()
+            problems = []
+            if secondary.state is not HealthState.HEALTHY:
+                problems.append(f"secondary {secondary.component}: {secondary.state.value}")
+            age = details.get("outbox_oldest_age_s")
+            if age is not None and age > self.outbox_alert_age_s:
+                problems.append(f"outbox: oldest record waiting {age:.0f} s")
+            if problems:
                 state = HealthStatus.worst([state, HealthState.DEGRADED])
-                message = message or f"secondary {secondary.component}: {secondary.state.value}"
+                message = "; ".join(filter(None, [message, *problems]))
         return HealthStatus(
             component=self.name or "hybrid",
             state=state,
@@ -247,10 +312,19 @@ class HybridAdapter(DelegatingAdapter):
 
 
 def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
+    outbox = None
+    if settings.mode is DataSourceMode.HYBRID:
+        outbox = SqliteOutbox(
+            ctx.resolve_path(settings.outbox_path), owner=f"{os.getpid()}-{time.time_ns()}"
+        )
     return HybridAdapter(
         ctx.adapter(settings.sheets),
         ctx.adapter(settings.db),
         settings.mode,
         settings.primary,
-        settings.max_pending,
+        outbox=outbox,
+        relay_batch_size=settings.relay_batch_size,
+        relay_interval_s=settings.relay_interval_s,
+        relay_max_backoff_s=settings.relay_max_backoff_s,
+        outbox_alert_age_s=settings.outbox_alert_age_s,
     )

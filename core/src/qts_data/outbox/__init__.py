@@ -1,0 +1,17 @@
+"""The outbox of the hybrid dual-write: durable records of writes the secondary must receive."""
+
+from qts_data.outbox.record import INTENT, OPERATIONS, READY, Outbox, OutboxRecord
+from qts_data.outbox.relay import OutboxRelay, apply_batch, apply_record
+from qts_data.outbox.sqlite_outbox import SqliteOutbox
+
+__all__ = [
+    "INTENT",
+    "OPERATIONS",
+    "READY",
+    "Outbox",
+    "OutboxRecord",
+    "OutboxRelay",
+    "SqliteOutbox",
+    "apply_batch",
+    "apply_record",
+]

@@ -1,0 +1,191 @@
+"""The relay: delivers outbox records to the secondary store, in order, in batches.
+
+Delivery is at least once: a record is removed only after the secondary
+accepted it, and the secondary's idempotency (order id for the ledger, symbol
+for positions) makes a repeated delivery harmless. A failing secondary is
+retried with exponential backoff; the primary never waits for it. Records left
+in the ``intent`` state by a process that died are replayed to the primary
+first (its write may not have happened), then delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from qts_data.contracts import Interval
+from qts_data.interfaces import DataSourceAdapter
+from qts_data.outbox.record import INTENT, READY, Outbox, OutboxRecord
+
+log = logging.getLogger("qts_data.outbox")
+
+
+async def apply_record(adapter: DataSourceAdapter, record: OutboxRecord) -> None:
+    """Perform one record's write on ``adapter``."""
+    contract = record.contract()
+    op = record.op
+    if op == "ledger":
+        await adapter.append_ledger(contract)
+    elif op == "position":
+        await adapter.save_position(contract)
+    elif op == "candle":
+        await adapter.upsert_ohlcv([contract], Interval.parse(record.extra or "1d"))
+    elif op == "execution_log":
+        await adapter.store_execution_result(contract)
+    elif op == "strategy":
+        await adapter.save_strategy_param(contract)
+    elif op == "risk":
+        await adapter.save_risk_config(contract)
+    else:  # pragma: no cover - OPERATIONS and this function change together
+        raise ValueError(f"unknown outbox operation {op!r}")
+
+
+async def apply_batch(adapter: DataSourceAdapter, records: Sequence[OutboxRecord]) -> None:
+    """Deliver records in order, using the adapter's batch writes when it has them."""
+    i = 0
+    while i < len(records):
+        op = records[i].op
+        j = i
+        while j < len(records) and records[j].op == op:
+            j += 1
+        group = records[i:j]
+        ledger_batch: Any = getattr(adapter, "append_ledger_batch", None)
+        position_batch: Any = getattr(adapter, "save_positions", None)
+        if op == "ledger" and ledger_batch is not None:
+            await ledger_batch([r.contract() for r in group])
+        elif op == "position" and position_batch is not None:
+            latest = {}
+            for r in group:  # only the newest write of each symbol matters
+                contract = r.contract()
+                latest[contract.symbol] = contract
+            await position_batch(list(latest.values()))
+        else:
+            for record in group:
+                await apply_record(adapter, record)
+        i = j
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        primary: DataSourceAdapter,
+        secondary: DataSourceAdapter,
+        *,
+        batch_size: int = 50,
+        interval_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.outbox, self.primary, self.secondary = outbox, primary, secondary
+        self.batch_size, self.interval_s, self.max_backoff_s = batch_size, interval_s, max_backoff_s
+        self.delivered = 0
+        self.failures = 0
+        self.replayed = 0
+        self.last_error: str | None = None
+        self.last_success: float | None = None
+        self._backoff = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.recover()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name="qts-outbox-relay"
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def kick(self) -> None:
+        """A record is ready: deliver soon (unless backing off)."""
+        self._wake.set()
+
+    async def recover(self) -> None:
+        """Replay leftover intents of dead processes to the primary, then make them deliverable."""
+        leftovers = getattr(self.outbox, "leftover_intents", None)
+        if leftovers is None:
+            return
+        for record in await leftovers():
+            try:
+                await apply_record(self.primary, record)
+            except Exception as exc:
+                log.error("replay of outbox record %s to the primary failed: %s", record.id, exc)
+                continue
+            await self.outbox.mark_ready(record.id)
+            self.replayed += 1
+
+    async def run_once(self) -> int:
+        """Deliver one batch; returns how many records were delivered (raises on failure)."""
+        records = await self.outbox.peek(self.batch_size, states=(INTENT, READY))
+        ready = []
+        for record in records:  # keep order: stop at a write whose primary is still in flight
+            if record.state != READY:
+                break
+            ready.append(record)
+        if not ready:
+            return 0
+        try:
+            await apply_batch(self.secondary, ready)
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            await self.outbox.note_failure([r.id for r in ready], self.last_error)
+            raise
+        await self.outbox.ack([r.id for r in ready])
+        self.delivered += len(ready)
+        self.last_success = time.time()
+        return len(ready)
+
+    async def drain(self, timeout_s: float = 30.0) -> bool:
+        """Deliver until the outbox is empty; False when it is not empty after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if await self.run_once() == 0:
+                    depth, _ = await self.outbox.depth()
+                    if depth == 0:
+                        return True
+                    await asyncio.sleep(0.01)
+            except Exception:
+                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return False
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                delivered = await self.run_once()
+                self._backoff = 0.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._backoff = min(
+                    self.max_backoff_s, max(self.interval_s, self._backoff * 2 or self.interval_s)
+                )
+                log.warning("outbox delivery failed, next try in %.1f s: %s", self._backoff, exc)
+                await asyncio.sleep(self._backoff)
+                continue
+            if delivered < self.batch_size:
+                self._wake.clear()
+                # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the event is set, and stop() would hang.
+                waiter = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=self.interval_s)
+                finally:
+                    waiter.cancel()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "delivered": self.delivered,
+            "failures": self.failures,
+            "replayed_after_restart": self.replayed,
+            "last_error": self.last_error,
+            "backoff_s": self._backoff,
+        }

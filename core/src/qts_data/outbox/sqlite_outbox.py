@@ -1,0 +1,151 @@
+"""A durable outbox in a local SQLite file (WAL), for primaries that cannot hold one themselves.
+
+Every call runs on one dedicated thread that owns the connection, so the event
+loop never blocks on the disk. WAL with ``synchronous=NORMAL`` survives the
+death of the process (what the relay must outlive); ``durable = "full"``
+also survives a power cut, at the price of an fsync per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qts_data.outbox.record import INTENT, READY, Outbox, OutboxRecord
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, id);
+"""
+
+
+class SqliteOutbox(Outbox):
+    def __init__(self, path: str | Path, owner: str, *, durable: str = "normal") -> None:
+        self.path = str(path)
+        self.owner = owner
+        self.durable = durable
+        self._db: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None or self._executor is None:
+            raise RuntimeError(f"outbox {self.path} is not open")
+        db = self._db
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="qts-outbox")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if self.durable == 'full' else 'NORMAL'}")
+            db.executescript(_SCHEMA)
+            return db
+
+        self._db = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        db, self._db = self._db, None
+        executor, self._executor = self._executor, None
+        assert executor is not None
+        await asyncio.get_running_loop().run_in_executor(executor, db.close)
+        executor.shutdown(wait=True)
+
+    async def add(
+        self, op: str, key: str, payload: str, *, state: str = INTENT, extra: str | None = None
+    ) -> int:
+        created = time.time_ns() // 1000
+
+        def insert(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "INSERT INTO outbox (op, key, payload, state, owner, created_us, extra) VALUES (?,?,?,?,?,?,?)",
+                (op, key, payload, state, self.owner, created, extra),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return await self._run(insert)
+
+    async def mark_ready(self, record_id: int) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE outbox SET state=? WHERE id=?", (READY, record_id))
+        )
+
+    async def cancel(self, record_id: int) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM outbox WHERE id=?", (record_id,)))
+
+    async def peek(self, limit: int, *, states: Sequence[str] = (READY,)) -> list[OutboxRecord]:
+        marks = ",".join("?" * len(states))
+
+        def select(db: sqlite3.Connection) -> list[OutboxRecord]:
+            rows = db.execute(
+                "SELECT id, op, key, payload, state, owner, created_us, attempts, last_error, extra "
+                f"FROM outbox WHERE state IN ({marks}) ORDER BY id LIMIT ?",
+                (*states, limit),
+            ).fetchall()
+            return [OutboxRecord(*row) for row in rows]
+
+        return await self._run(select)
+
+    async def ack(self, record_ids: Sequence[int]) -> None:
+        ids = list(record_ids)
+        if ids:
+            await self._run(
+                lambda db: db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+            )
+
+    async def note_failure(self, record_ids: Sequence[int], error: str) -> None:
+        ids = list(record_ids)
+
+        def update(db: sqlite3.Connection) -> Any:
+            return db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(error[:500], i) for i in ids],
+            )
+
+        if ids:
+            await self._run(update)
+
+    async def depth(self) -> tuple[int, int | None]:
+        def count(db: sqlite3.Connection) -> tuple[int, int | None]:
+            n, oldest = db.execute("SELECT count(*), min(created_us) FROM outbox").fetchone()
+            return int(n), oldest
+
+        return await self._run(count)
+
+    async def leftover_intents(self) -> list[OutboxRecord]:
+        """Intent records of other (dead) processes: their primary write may not have happened."""
+
+        def select(db: sqlite3.Connection) -> list[OutboxRecord]:
+            rows = db.execute(
+                "SELECT id, op, key, payload, state, owner, created_us, attempts, last_error, extra "
+                "FROM outbox WHERE state = ? AND owner <> ? ORDER BY id",
+                (INTENT, self.owner),
+            ).fetchall()
+            return [OutboxRecord(*row) for row in rows]
+
+        return await self._run(select)

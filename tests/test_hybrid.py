@@ -1,0 +1,244 @@
+"""The hybrid composition: modes, the durable outbox, the relay, and what survives failures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qts_data import open_stack
+from qts_data.compositions import HybridAdapter
+from qts_data.contracts import HealthState, LedgerEntry, Position, TickData
+from qts_data.errors import NotSupportedError
+from qts_data.outbox import SqliteOutbox
+from qts_data.plugins import ComponentKind
+from qts_data_memory.adapter import MemoryAdapter
+
+T = datetime(2024, 5, 2, 1, 0, tzinfo=timezone.utc)
+
+HYBRID = """
+[stack]
+adapter = "main"
+
+[adapters.legacy]
+type = "memory"
+
+[adapters.db]
+type = "memory"
+
+[adapters.main]
+type = "hybrid"
+sheets = "legacy"
+db = "db"
+mode = "{mode}"
+primary = "{primary}"
+relay_interval_s = 0.05
+"""
+
+
+def entry(order_id: str) -> LedgerEntry:
+    return LedgerEntry(
+        timestamp=T, symbol="005930", side="BUY", qty="1", price="71000", order_id=order_id
+    )
+
+
+class Flaky(MemoryAdapter):
+    """A secondary that can be down, or apply a write and then fail to answer (a client timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.lose_answers = 0
+        self.calls = 0
+
+    async def append_ledger(self, entry: LedgerEntry) -> bool:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("secondary unreachable")
+        result = await super().append_ledger(entry)
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise TimeoutError("the write landed but the answer was lost")
+        return result
+
+
+def hybrid(
+    primary: MemoryAdapter, secondary: MemoryAdapter, path: Path, owner: str = "p1"
+) -> HybridAdapter:
+    return HybridAdapter(
+        primary,
+        secondary,
+        outbox=SqliteOutbox(path, owner),
+        relay_interval_s=0.05,
+        relay_max_backoff_s=0.1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "primary", "reads_from", "written"),
+    [
+        ("SHEETS_ONLY", "sheets", "legacy", {"legacy"}),
+        ("DB_ONLY", "sheets", "db", {"db"}),
+        ("HYBRID", "sheets", "legacy", {"legacy", "db"}),
+        ("HYBRID", "db", "db", {"legacy", "db"}),
+    ],
+)
+async def test_modes_route_writes_and_reads(
+    tmp_path: Path, mode: str, primary: str, reads_from: str, written: set[str]
+) -> None:
+    config = tmp_path / "qts.toml"
+    config.write_text(HYBRID.format(mode=mode, primary=primary))
+    async with open_stack(config) as stack:
+        adapter = stack.adapter
+        assert isinstance(adapter, HybridAdapter)
+        assert await adapter.append_ledger(entry("o-1"))
+        assert not await adapter.append_ledger(entry("o-1"))  # a retry is recorded once
+        await adapter.update_position("005930", "1", "71000")
+        assert await adapter.flush(5)
+        for name in ("legacy", "db"):
+            store: Any = stack.components[(ComponentKind.ADAPTER, name)]
+            assert len(await store.fetch_ledger()) == (1 if name in written else 0), name
+            assert len(await store.fetch_positions()) == (1 if name in written else 0), name
+        reader: Any = stack.components[(ComponentKind.ADAPTER, reads_from)]
+        await reader.save_position(Position(symbol="ONLY-HERE", qty="1", avg_price="1"))
+        assert "ONLY-HERE" in [p.symbol for p in await adapter.fetch_positions()]
+    assert (tmp_path / "qts-data-outbox.sqlite").exists() == (mode == "HYBRID")
+
+
+async def test_primary_writes_succeed_while_the_secondary_is_down_and_wait_in_the_outbox(
+    tmp_path: Path,
+) -> None:
+    primary, secondary = MemoryAdapter(), Flaky()
+    secondary.down = True
+    adapter = hybrid(primary, secondary, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    for n in range(3):
+        assert await adapter.append_ledger(entry(f"o-{n}"))
+    assert len(await primary.fetch_ledger()) == 3
+    health = await adapter.health_check()
+    assert health.details["outbox_depth"] == 3
+    assert health.details["outbox_oldest_age_s"] is not None
+    assert not await adapter.flush(0.3)
+    secondary.down = False
+    assert await adapter.flush(5)
+    assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-0", "o-1", "o-2"]
+    assert (await adapter.health_check()).details["outbox_depth"] == 0
+    await adapter.close()
+
+
+async def test_the_outbox_outlives_the_process_and_the_relay_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    primary, secondary = MemoryAdapter(), Flaky()
+    secondary.down = True
+    first = hybrid(primary, secondary, path, owner="dead-process")
+    await first.open()
+    for n in range(5):
+        await first.append_ledger(entry(f"o-{n}"))
+    await first.close()  # the process goes away with 5 undelivered records
+    secondary.down = False
+    second = hybrid(primary, secondary, path, owner="new-process")
+    await second.open()
+    assert await second.flush(5)
+    assert [e.order_id for e in await secondary.fetch_ledger()] == [f"o-{n}" for n in range(5)]
+    await second.close()
+
+
+async def test_a_write_whose_process_died_before_the_primary_write_is_replayed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    crashed = SqliteOutbox(path, "crashed-process")
+    await crashed.open()
+    await crashed.add(
+        "ledger", "o-9", entry("o-9").to_json()
+    )  # intent written, then the process died
+    await crashed.close()
+    primary, secondary = MemoryAdapter(), MemoryAdapter()
+    adapter = hybrid(primary, secondary, path, owner="restarted")
+    await adapter.open()
+    assert await adapter.flush(5)
+    assert [e.order_id for e in await primary.fetch_ledger()] == ["o-9"]
+    assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-9"]
+    assert adapter.relay is not None and adapter.relay.replayed == 1
+    await adapter.close()
+
+
+async def test_a_delivery_that_landed_but_timed_out_is_not_duplicated(tmp_path: Path) -> None:
+    primary, secondary = MemoryAdapter(), Flaky()
+    secondary.lose_answers = 1
+    adapter = hybrid(primary, secondary, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    await adapter.append_ledger(entry("o-1"))
+    assert await adapter.flush(5)
+    assert secondary.calls >= 2  # delivered again after the lost answer
+    assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-1"]
+    await adapter.close()
+
+
+async def test_a_failed_primary_write_leaves_nothing_to_deliver(tmp_path: Path) -> None:
+    class Refusing(MemoryAdapter):
+        async def append_ledger(self, entry: LedgerEntry) -> bool:
+            raise RuntimeError("primary rejected the write")
+
+    secondary = MemoryAdapter()
+    adapter = hybrid(Refusing(), secondary, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    with pytest.raises(RuntimeError, match="primary rejected"):
+        await adapter.append_ledger(entry("o-1"))
+    assert adapter.outbox is not None and (await adapter.outbox.depth())[0] == 0
+    assert await secondary.fetch_ledger() == []
+    await adapter.close()
+
+
+async def test_writes_keep_their_order_per_key(tmp_path: Path) -> None:
+    primary, secondary = MemoryAdapter(), MemoryAdapter()
+    adapter = hybrid(primary, secondary, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    for qty in range(1, 21):
+        await adapter.update_position("005930", str(qty), "71000")
+    assert await adapter.flush(5)
+    held = await secondary.fetch_position("005930")
+    assert held is not None and held.qty == 20
+    await adapter.close()
+
+
+async def test_ticks_go_to_the_side_that_supports_them(tmp_path: Path) -> None:
+    class NoTicks(MemoryAdapter):
+        capabilities = MemoryAdapter.capabilities - {"ticks"}
+
+        async def ingest_ticks(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotSupportedError("Google Sheets does not support tick data")
+
+    sheets, db = NoTicks(), MemoryAdapter()
+    adapter = hybrid(sheets, db, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    tick = TickData(time=T, symbol="005930", price="71000", volume=1, trade_id="1")
+    assert (await adapter.ingest_ticks([tick])).inserted == 1
+    assert await adapter.fetch_tick_data(
+        "005930", T, datetime(2025, 1, 1, tzinfo=timezone.utc)
+    ) == [tick]
+    assert adapter.outbox is not None and (await adapter.outbox.depth())[0] == 0
+    await adapter.close()
+
+
+async def test_health_degrades_when_the_outbox_waits_too_long(tmp_path: Path) -> None:
+    primary, secondary = MemoryAdapter(), Flaky()
+    secondary.down = True
+    adapter = HybridAdapter(
+        primary,
+        secondary,
+        outbox=SqliteOutbox(tmp_path / "o.sqlite", "p"),
+        outbox_alert_age_s=0.01,
+        relay_interval_s=0.05,
+    )
+    await adapter.open()
+    await adapter.append_ledger(entry("o-1"))
+    await asyncio.sleep(0.05)
+    health = await adapter.health_check()
+    assert (
+        health.state is HealthState.DEGRADED and "outbox: oldest record waiting" in health.message
+    )
+    await adapter.close()
