@@ -88,5 +88,9 @@ class Outbox(abc.ABC):
     async def note_failure(self, record_ids: Sequence[int], error: str) -> None: ...
 
     @abc.abstractmethod
+    async def pending_keys(self) -> list[tuple[str, str]]:
+        """``(op, key)`` of every record not yet delivered."""
+
+    @abc.abstractmethod
     async def depth(self) -> tuple[int, int | None]:
         """(records waiting, creation time of the oldest in µs or None)."""

@@ -130,6 +130,12 @@ class SqliteOutbox(Outbox):
         if ids:
             await self._run(update)
 
+    async def pending_keys(self) -> list[tuple[str, str]]:
+        def select(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(op, key) for op, key in db.execute("SELECT op, key FROM outbox ORDER BY id")]
+
+        return await self._run(select)
+
     async def depth(self) -> tuple[int, int | None]:
         def count(db: sqlite3.Connection) -> tuple[int, int | None]:
             n, oldest = db.execute("SELECT count(*), min(created_us) FROM outbox").fetchone()

@@ -1,0 +1,102 @@
+"""``qts-data backfill`` and ``qts-data verify``: the Sheets → database migration toolkit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from qts_data.cli.check_cmd import config_argument
+from qts_data.cli.errors import EXIT_UNHEALTHY, fail
+from qts_data.cli.output import console, echo_json
+from qts_data.compositions.hybrid import HybridAdapter
+from qts_data.migration import BackfillReport, VerifyReport, backfill, verify
+from qts_data.stack import Stack, open_stack
+
+
+def find_hybrid(stack: Stack) -> HybridAdapter:
+    """The stack's adapter if it is a hybrid, else its first hybrid component."""
+    if isinstance(stack.adapter, HybridAdapter):
+        return stack.adapter
+    for component in stack.components.values():
+        if isinstance(component, HybridAdapter):
+            return component
+    fail(
+        f"{stack.config.source}: no adapter of type 'hybrid' (backfill and verify need the Sheets/database pair)"
+    )
+    raise AssertionError  # unreachable: fail() exits
+
+
+@click.command("backfill")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+def backfill_command(config: str | None) -> None:
+    """Copy Google Sheets into the database of CONFIG's hybrid adapter (idempotent, resumable)."""
+    source = config_argument(config)
+    stack = open_stack(Path(source) if source else None)
+    out = console()
+
+    async def run() -> BackfillReport:
+        async with stack:
+            hybrid = find_hybrid(stack)
+            with Progress(
+                TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), console=out
+            ) as bar:
+                tasks: dict[str, TaskID] = {}
+
+                def progress(what: str, done: int, total: int) -> None:
+                    if what not in tasks:
+                        tasks[what] = bar.add_task(what, total=max(total, 1))
+                    bar.update(tasks[what], completed=done, total=max(total, 1))
+
+                return await backfill(hybrid.sheets, hybrid.db, progress)
+
+    report = asyncio.run(run())
+    parts = [f"{what} {n}" for what, n in report.copied.items()]
+    line = "backfill done: " + ", ".join(parts)
+    if report.already_there.get("ledger"):
+        line += f" (ledger entries already in the database: {report.already_there['ledger']})"
+    if report.skipped:
+        line += f"; not held by the source: {', '.join(report.skipped)}"
+    out.print(line)
+
+
+@click.command("verify")
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def verify_command(config: str | None, as_json: bool) -> None:
+    """Compare Sheets and the database (positions, ledger); exit 1 when they differ."""
+    source = config_argument(config)
+    stack = open_stack(Path(source) if source else None)
+
+    async def run() -> VerifyReport:
+        async with stack:
+            hybrid = find_hybrid(stack)
+            pending = (
+                [key for _, key in await hybrid.outbox.pending_keys()] if hybrid.outbox else []
+            )
+            return await verify(hybrid.sheets, hybrid.db, pending)
+
+    report = asyncio.run(run())
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        out = console()
+        out.print(
+            f"checked {report.positions_checked} positions and {report.ledger_checked} ledger entries; "
+            f"{len(report.pending)} still in the outbox"
+        )
+        if report.mismatches:
+            table = Table(title=f"{len(report.mismatches)} mismatches", title_justify="left")
+            for column in ("kind", "key", "problem"):
+                table.add_column(column)
+            for m in report.mismatches:
+                table.add_row(m.kind, m.key, m.problem)
+            out.print(table)
+        else:
+            out.print("[green]no mismatches[/]")
+    if not report.ok:
+        sys.exit(EXIT_UNHEALTHY)

@@ -1,0 +1,74 @@
+"""Backfill: copy what Google Sheets holds into the database (seeds/002 §5.1, Phase 1-2).
+
+Idempotent and resumable by construction: ledger entries are written once per
+idempotency key and positions, strategy parameters and risk settings are
+upserts, so running it again, or after an interruption, copies only what is
+missing and changes nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from qts_data.errors import NotSupportedError
+from qts_data.interfaces import Capability, DataSourceAdapter
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class BackfillReport:
+    copied: dict[str, int] = field(default_factory=dict)  # newly written
+    already_there: dict[str, int] = field(default_factory=dict)  # ledger entries skipped as present
+    skipped: list[str] = field(default_factory=list)  # parts the source does not hold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"copied": self.copied, "already_there": self.already_there, "skipped": self.skipped}
+
+
+async def backfill(
+    source: DataSourceAdapter, target: DataSourceAdapter, progress: Progress = lambda *_: None
+) -> BackfillReport:
+    report = BackfillReport()
+
+    positions = await source.fetch_positions()
+    for n, position in enumerate(positions, 1):
+        await target.save_position(position)
+        progress("positions", n, len(positions))
+    report.copied["positions"] = len(positions)
+
+    ledger = await source.fetch_ledger()
+    new = 0
+    for n, entry in enumerate(ledger, 1):
+        new += bool(await target.append_ledger(entry))
+        if n % 50 == 0 or n == len(ledger):
+            progress("ledger", n, len(ledger))
+    report.copied["ledger"] = new
+    report.already_there["ledger"] = len(ledger) - new
+
+    for capability, name in (
+        (Capability.STRATEGIES, "strategies"),
+        (Capability.RISK, "risk_configs"),
+    ):
+        if capability not in source.capabilities:
+            report.skipped.append(name)
+            continue
+        try:
+            rows: list[Any] = (
+                list(await source.fetch_strategy_params())
+                if name == "strategies"
+                else list(await source.fetch_risk_configs())
+            )
+        except NotSupportedError:
+            report.skipped.append(name)
+            continue
+        for n, row in enumerate(rows, 1):
+            if name == "strategies":
+                await target.save_strategy_param(row)
+            else:
+                await target.save_risk_config(row)
+            progress(name, n, len(rows))
+        report.copied[name] = len(rows)
+    return report
