@@ -44,7 +44,8 @@ from qts_data.contracts import (
     TickData,
 )
 from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
-from qts_data.outbox import Outbox, OutboxRelay, SqliteOutbox
+from qts_data.outbox.record import Outbox
+from qts_data.outbox.relay import OutboxRelay
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
 
 
@@ -314,6 +315,8 @@ class HybridAdapter(DelegatingAdapter):
 def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
     outbox = None
     if settings.mode is DataSourceMode.HYBRID:
+        from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when a stack needs it
+
         outbox = SqliteOutbox(
             ctx.resolve_path(settings.outbox_path), owner=f"{os.getpid()}-{time.time_ns()}"
         )

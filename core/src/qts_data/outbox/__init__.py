@@ -2,7 +2,6 @@
 
 from qts_data.outbox.record import INTENT, OPERATIONS, READY, Outbox, OutboxRecord
 from qts_data.outbox.relay import OutboxRelay, apply_batch, apply_record
-from qts_data.outbox.sqlite_outbox import SqliteOutbox
 
 __all__ = [
     "INTENT",
@@ -15,3 +14,12 @@ __all__ = [
     "apply_batch",
     "apply_record",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # SqliteOutbox imports sqlite3: only when asked for
+    if name == "SqliteOutbox":
+        from qts_data.outbox.sqlite_outbox import SqliteOutbox
+
+        return SqliteOutbox
+    raise AttributeError(name)
