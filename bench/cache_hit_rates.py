@@ -89,7 +89,12 @@ async def simulate(
 
     start = clock.us
     end = start + int(seconds * 1_000_000)
-    streams = {"trade": 3000.0 * (1 + quotes_per_trade), "price_read": 5000.0, "position_read": 500.0, "fill": 20.0}
+    streams = {
+        "trade": 3000.0 * (1 + quotes_per_trade),
+        "price_read": 5000.0,
+        "position_read": 500.0,
+        "fill": 20.0,
+    }
     queue: list[tuple[int, str]] = []
     for name, rate in streams.items():
         heapq.heappush(queue, (start + int(rng.expovariate(rate) * 1e6), name))
@@ -103,16 +108,23 @@ async def simulate(
         if name == "trade":
             symbol = pick()
             tick = TickData.model_construct(
-                time=EPOCH + timedelta(microseconds=when - start), symbol=symbol, price=Decimal(1000), volume=1
+                time=EPOCH + timedelta(microseconds=when - start),
+                symbol=symbol,
+                price=Decimal(1000),
+                volume=1,
             )
             latest[symbol] = tick
             await manager.push_price(tick)
         elif name == "price_read":
             symbol = pick()
-            await manager.get_or_load(CacheKind.PRICE, TICK, lambda s=symbol: load_price(s), symbol=symbol)
+            await manager.get_or_load(
+                CacheKind.PRICE, TICK, lambda s=symbol: load_price(s), symbol=symbol
+            )
         elif name == "position_read":
             symbol = pick()
-            await manager.get_or_load(CacheKind.POSITION, POSITION, lambda s=symbol: load_position(s), symbol=symbol)
+            await manager.get_or_load(
+                CacheKind.POSITION, POSITION, lambda s=symbol: load_position(s), symbol=symbol
+            )
         elif name == "fill":
             symbol = rng.choice(held)
             new = Position(symbol=symbol, qty=positions[symbol].qty + 1, avg_price=Decimal(1000))
@@ -123,7 +135,9 @@ async def simulate(
             await manager.write_through(CacheKind.POSITION, new, POSITION, write, symbol=symbol)
         elif name == "risk_loop":
             for symbol in held:
-                await manager.get_or_load(CacheKind.POSITION, POSITION, lambda s=symbol: load_position(s), symbol=symbol)
+                await manager.get_or_load(
+                    CacheKind.POSITION, POSITION, lambda s=symbol: load_position(s), symbol=symbol
+                )
             await manager.get_or_load(CacheKind.RISK, RISK, load_risk)
             heapq.heappush(queue, (when + 100_000, name))
             await asyncio.sleep(0)  # let background refreshes run
@@ -135,7 +149,11 @@ async def simulate(
             continue
         heapq.heappush(queue, (when + int(rng.expovariate(streams[name]) * 1e6), name))
     await manager.stop()
-    return {kind: stats.hit_rate or 0.0 for kind, stats in manager.stats().items() if stats.hits + stats.misses}
+    return {
+        kind: stats.hit_rate or 0.0
+        for kind, stats in manager.stats().items()
+        if stats.hits + stats.misses
+    }
 
 
 def main() -> None:

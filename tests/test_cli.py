@@ -116,11 +116,11 @@ def test_check_exits_1_when_a_component_is_unhealthy(
 
 def test_check_with_a_bad_configuration_prints_one_line(tmp_path: Path) -> None:
     config = tmp_path / "qts.toml"
-    config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "timescale"\n')
+    config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "hyperstore"\n')
     result = run_cli("check", str(config))
     assert result.code == 2
     assert_one_line_error(
-        result.err, str(config), "adapters.db.type", "pip install qts-data-timescale"
+        result.err, str(config), "adapters.db.type", "no adapter named 'hyperstore'"
     )
 
 

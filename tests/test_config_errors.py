@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from qts_data import ConfigError, open_stack
+from qts_data.plugins.manager import KNOWN_PACKAGES
 
 BASE = """
 [stack]
@@ -40,8 +41,10 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "unknown type with install hint",
-        BASE.replace('type = "memory"\n\n[adapters.main]', 'type = "timescale"\n\n[adapters.main]'),
-        "adapters.store.type: no adapter named 'timescale': it is provided by the plugin package qts-data-timescale (pip install qts-data-timescale). Available adapters: cached, hybrid, memory",
+        BASE.replace(
+            'type = "memory"\n\n[adapters.main]', 'type = "hyperstore"\n\n[adapters.main]'
+        ),
+        "adapters.store.type: no adapter named 'hyperstore': it is provided by the plugin package qts-data-hyperstore (pip install qts-data-hyperstore). Available adapters: cached",
     ),
     (
         "typo in type",
@@ -114,6 +117,12 @@ CASES: list[tuple[str, str, str]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def first_party_hyperstore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first-party plugin name that no environment installs, for the install hint."""
+    monkeypatch.setitem(KNOWN_PACKAGES, "hyperstore", "qts-data-hyperstore")
+
+
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_configuration_is_reported_with_file_key_and_problem(
     tmp_path: Path, text: str, expected: str
@@ -161,5 +170,7 @@ def test_environment_override_errors_name_the_key() -> None:
 def test_cache_settings_are_validated_with_their_path() -> None:
     with pytest.raises(ConfigError, match=r"cache: ttl_ms.price must be positive \(got 0\)"):
         open_stack(None, environ={"QTS_DATA__CACHE__TTL_MS__PRICE": "0"})
-    with pytest.raises(ConfigError, match=r"cache.breaker.window_size: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match=r"cache.breaker.window_size: Input should be greater than or equal to 1"
+    ):
         open_stack(None, environ={"QTS_DATA__CACHE__BREAKER__WINDOW_SIZE": "0"})

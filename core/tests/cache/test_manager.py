@@ -402,7 +402,9 @@ async def test_cache_events_breaker_at_p1_stale_at_p2_counts_at_p3() -> None:
     await manager.start()
     loader = Loader(position())
     await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")  # a miss
-    await manager.put(CacheKind.POSITION, position(), POSITION, source_us=int((time.time() - 5) * 1e6), symbol="B")
+    await manager.put(
+        CacheKind.POSITION, position(), POSITION, source_us=int((time.time() - 5) * 1e6), symbol="B"
+    )
     await manager.get(CacheKind.POSITION, POSITION, max_age_ms=100, symbol="B")  # stale
     client.down = True
     for _ in range(5):

@@ -220,7 +220,7 @@ def test_empty_allow_list_means_builtins_only(site: PluginSite) -> None:
         ("core", "loaded"),
         ("alpha", "not-allowed"),
     ]
-    assert {s.name for s in host.specs(ComponentKind.ADAPTER)} == {"cached", "hybrid"}
+    assert {s.name for s in host.specs(ComponentKind.ADAPTER)} == {"cached", "hybrid", "tiered"}
 
 
 def test_core_cannot_be_blocked(site: PluginSite) -> None:

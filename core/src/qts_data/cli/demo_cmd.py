@@ -17,8 +17,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from qts_data.cli.errors import fail
 from qts_data.cli.output import console
+from qts_data.demo.persist import persistent_config, require_sqlite
 from qts_data.demo.scenario import DemoReport, run_demo
+from qts_data.demo.tiered_reads import TieredReport
 from qts_data.stack import open_stack
 
 
@@ -37,11 +40,26 @@ from qts_data.stack import open_stack
 )
 @click.option("--trades", default=400, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--seed", default=7, show_default=True, type=int)
-def demo_command(config: str | None, hours: float, trades: int, seed: int) -> None:
+@click.option(
+    "--persist",
+    type=click.Path(dir_okay=False),
+    help="Run on tiered storage over a SQLite file at this path (needs qts-data-sqlite); "
+    "a second run starts from what the first stored.",
+)
+def demo_command(
+    config: str | None, hours: float, trades: int, seed: int, persist: str | None
+) -> None:
     """Run a synthetic market through a stack: ingest, candles, ledger and positions, cached reads."""
     out = console()
     started = time.perf_counter()
-    stack = open_stack(Path(config) if config else None)
+    if persist is not None:
+        if config is not None:
+            fail("demo: give --config or --persist, not both")
+        require_sqlite()
+        Path(persist).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        stack = open_stack(persistent_config(persist, seed=seed))
+    else:
+        stack = open_stack(Path(config) if config else None)
     columns = (
         TextColumn("{task.description:<14}"),
         BarColumn(),
@@ -80,8 +98,14 @@ def _print_report(report: DemoReport, elapsed: float, source: str) -> None:
         f"{report.ticks_reingested_inserted:,} and skipped "
         f"{report.ticks_reingested_duplicates:,} duplicates"
     )
+    if report.tiered is not None:
+        out.print(
+            f"persistent store {report.tiered.store}: {report.tiered.ledger_before:,} ledger entries "
+            "from earlier runs"
+        )
+    candles_from = "candles from ticks" if report.tiered is None else "candles (tiers, then ticks)"
     out.print(
-        "candles from ticks: "
+        f"{candles_from}: "
         + ", ".join(f"{k} {v:,}" for k, v in report.candles.items())
         + f"; stored daily candles read back: {report.daily_candles}"
     )
@@ -122,5 +146,55 @@ def _print_report(report: DemoReport, elapsed: float, source: str) -> None:
                 f"{s['hit_rate']:.1%}" if s["hit_rate"] is not None else "-",
             )
     out.print(cache)
+    if report.tiered is not None:
+        _print_tiered(report.tiered)
     steps = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     out.print(f"stack health: {report.health}; {steps}; total {elapsed:.1f} s")
+
+
+def _print_tiered(report: TieredReport) -> None:
+    out = console()
+    table = Table(
+        title=f"tiered reads ({report.adapter}: memory, disk {report.disk or '-'}, "
+        f"store {report.store}, upstream {report.source or '-'})",
+        title_justify="left",
+    )
+    for column in (
+        "read",
+        "attempt",
+        "served by",
+        "cache hits",
+        "candles",
+        "from",
+        "ms",
+        "upstream",
+    ):
+        table.add_column(
+            column,
+            justify="left" if column in ("read", "attempt", "served by", "from") else "right",
+        )
+    for read in report.reads:
+        table.add_row(
+            read.kind,
+            read.attempt,
+            read.served_by,
+            f"{read.cache_hits}/{read.reads}",
+            f"{read.rows:,}",
+            ", ".join(f"{tier} {n:,}" for tier, n in read.rows_by_tier.items()),
+            f"{read.ms:.1f}",
+            str(read.upstream_calls),
+        )
+    out.print(table)
+    stats = report.stats
+    tiers = ", ".join(
+        f"{name} {t['hits']}/{t['consulted']}"
+        for name, t in stats.get("tiers", {}).items()
+        if t["consulted"]
+    )
+    rate = stats.get("hit_rate")
+    out.print(
+        f"upstream calls this run: {report.upstream_calls} ({report.upstream_candles:,} candles); "
+        f"tier hits {tiers}; cache hit rate {rate:.1%}"
+        if rate is not None
+        else "no candle reads"
+    )

@@ -432,6 +432,11 @@ class TieredAdapter(DelegatingAdapter):
         upstream_ok = True
         stored_rows = upstream_rows = 0
         for lo, hi in spans:
+            # bucket boundaries, whatever a tier handed down
+            lo, hi = _ceil(step, lo), _ceil(step, hi)
+            if lo >= hi:
+                read.resolved.append((lo, hi))
+                continue
             try:
                 stored = await self.store.fetch_ohlcv(symbol, lo, hi, step)
             except Exception as exc:
