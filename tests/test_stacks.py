@@ -156,6 +156,7 @@ async def test_safety_lockdown_stops_cache_writes_and_fail_bypasses_the_cache(
         assert cache.stats()["position"].hits == hits_before + 1  # resumed without a restart
         sink = stack.components[(ComponentKind.SINK, "events")]
         assert isinstance(sink, MemoryEventSink)
+        assert await stack.events.drain(5)
         changes = [
             (e.priority, e.payload["current"]) for e in sink.events if e.type == "safety.changed"
         ]

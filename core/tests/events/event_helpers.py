@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qts_data.contracts import Event, Priority
-from qts_data.events import EventDispatcher
+from qts_data.events import EventDispatcher, EventSettings
 from qts_data.interfaces import EventSink
 
 
@@ -72,6 +72,13 @@ def ev(priority: Priority, n: int = 0, key: str | None = None, **payload: Any) -
     return Event(
         priority=priority, type="test", source="test", payload={"n": n, **payload}, key=key
     )
+
+
+def fast_settings(**overrides: Any) -> EventSettings:
+    """Default settings with fast retries; any field overridden by keyword."""
+    values: dict[str, Any] = {"retry_backoff_s": 0.001, "retry_backoff_max_s": 0.005}
+    values.update(overrides)
+    return EventSettings(**values)
 
 
 def assert_accounted(dispatcher: EventDispatcher) -> None:

@@ -16,11 +16,12 @@ from qts_data.cache.manager import CacheSettings
 from qts_data.config.loader import RawConfig
 from qts_data.config.secrets import mask, register_secrets_in
 from qts_data.errors import ConfigError, PluginError
+from qts_data.events.settings import EventSettings
 from qts_data.plugins.manager import PluginHost
 from qts_data.plugins.registry import ComponentKind, ComponentSpec, Settings
 
 SECTIONS = {kind.section: kind for kind in ComponentKind}
-TOP_LEVEL = ("stack", "cache", *SECTIONS)
+TOP_LEVEL = ("stack", "cache", "events", *SECTIONS)
 RESERVED = ("type", "required")
 
 
@@ -61,6 +62,7 @@ class StackConfig:
     components: dict[tuple[ComponentKind, str], ComponentConfig]
     order: list[tuple[ComponentKind, str]]
     raw: RawConfig
+    events: EventSettings = field(default_factory=EventSettings)
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(mask(f"{self.source}: {path}: {message}"))
@@ -112,6 +114,10 @@ def validate_config(raw: RawConfig, host: PluginHost) -> StackConfig:
         cache_settings = CacheSettings.model_validate(data.get("cache", {}))
     except ValidationError as exc:
         raise fail("", _describe(exc, "cache")) from None
+    try:
+        event_settings = EventSettings.model_validate(data.get("events", {}))
+    except ValidationError as exc:
+        raise fail("", _describe(exc, "events")) from None
 
     components: dict[tuple[ComponentKind, str], ComponentConfig] = {}
     for section, kind in SECTIONS.items():
@@ -173,7 +179,7 @@ def validate_config(raw: RawConfig, host: PluginHost) -> StackConfig:
         check_ref(f"stack.listeners[{i}]", ComponentKind.LISTENER, name)
 
     order = _open_order(components, fail)
-    return StackConfig(src, stack, cache_settings, components, order, raw)
+    return StackConfig(src, stack, cache_settings, components, order, raw, event_settings)
 
 
 def _open_order(

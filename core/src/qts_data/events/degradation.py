@@ -9,9 +9,11 @@ P2_P3_PAUSED    P0 P1              a P1 queue is ``enter`` full
 CRITICAL_ONLY   P0                 a P0 queue is ``enter`` full, or safety LOCKDOWN
 ==============  =================  ===============================================
 
-The pressure of a priority starts when one of its queues (any sink) reaches
-``enter`` of its capacity and ends when all of them are back to ``leave``
-(hysteresis, so the level does not flap). The pressure of a priority never
+Every sink has its own level (its own queues' pressure): a sink that cannot
+keep up pauses its own low priorities, never another sink's. The safety state
+applies to every sink. The pressure of a priority starts when its queue reaches
+``enter`` of its capacity and ends when it is back to ``leave`` (hysteresis,
+so the level does not flap). The pressure of a priority never
 pauses that priority itself, so the backlog that caused it always drains.
 The P3 queue drives no level: its own overflow policy (sampling) handles it.
 Paused events are kept, under their queue's overflow policy, and delivered
@@ -63,14 +65,14 @@ class LevelChange:
     previous: DegradationLevel
     current: DegradationLevel
     reason: str
+    sink: str = ""
     time_ns: int = field(default_factory=time.time_ns)
 
 
 class Degradation:
-    """The current level, from queue pressure (with hysteresis) and the safety state.
+    """The level of one sink, from its queues' pressure (with hysteresis) and the safety state.
 
-    ``depth_of(priority)`` must return the deepest queue of that priority (over
-    all sinks). Listeners are called synchronously, in order, once per change;
+    ``depth_of(priority)`` returns the depth of the sink's queue of that priority. Listeners are called synchronously, in order, once per change;
     a change caused by a listener is told after the current one.
     """
 
@@ -81,6 +83,7 @@ class Degradation:
         *,
         enter: float = 0.8,
         leave: float = 0.5,
+        name: str = "",
     ) -> None:
         if not 0 <= leave < enter <= 1:
             raise ValueError(f"need 0 <= leave < enter <= 1, got enter={enter}, leave={leave}")
@@ -92,6 +95,7 @@ class Degradation:
             for c, e in zip(capacities[:3], self.enter_at, strict=True)
         ]
         self._depth_of = depth_of
+        self.name = name
         self.pressured = [False, False, False]
         self.safety = SafetyState.NORMAL
         self.level = DegradationLevel.NORMAL
@@ -102,13 +106,13 @@ class Degradation:
 
     # -- inputs ------------------------------------------------------------------------------
     def pressure(self, priority: int) -> None:
-        """A queue of ``priority`` reached ``enter_at``; called by the queue after a put."""
+        """The queue of ``priority`` reached ``enter_at``; called by the queue after a put."""
         if priority < 3 and not self.pressured[priority]:
             self.pressured[priority] = True
             self._update(f"{Priority(priority).name} queue at {self._depth_of(priority)} events")
 
     def relief(self, priority: int) -> None:
-        """A queue of ``priority`` shrank; ends its pressure when every such queue is low enough."""
+        """The queue of ``priority`` shrank; ends its pressure when it is low enough."""
         if self.pressured[priority]:
             depth = self._depth_of(priority)
             if depth <= self.leave_at[priority]:
@@ -136,10 +140,13 @@ class Degradation:
             level = DegradationLevel.CRITICAL_ONLY
         if level is self.level:
             return
-        change = LevelChange(self.level, level, reason)
+        change = LevelChange(self.level, level, reason, self.name)
         self.level = level
         self.changes += 1
-        log.info("event delivery level %s -> %s (%s)", change.previous.name, level.name, reason)
+        log.info(
+            "event sink %s: delivery level %s -> %s (%s)",
+            self.name, change.previous.name, level.name, reason,
+        )  # fmt: skip
         self._pending.append(change)
         if self._notifying:
             return

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any
 
 from qts_data.contracts import Event, Priority, SafetyChange, SafetyState
-from qts_data.events.degradation import Degradation, DegradationLevel, LevelChange
+from qts_data.events.degradation import DegradationLevel, LevelChange
 from qts_data.events.delivery import SinkChannel
 from qts_data.events.errors import EventBusClosed, EventQueueFull
 from qts_data.events.queues import BlockingQueue, EventQueue
@@ -66,12 +66,10 @@ class EventDispatcher:
     ) -> None:
         self.settings = s = settings if settings is not None else EventSettings()
         self.sinks = list(sinks)
-        self.degradation = Degradation(
-            [s.capacity(p) for p in Priority],
-            self._deepest,
-            enter=s.degrade_enter,
-            leave=s.degrade_leave,
-        )
+        self._safety = SafetyState.NORMAL
+        #: Called (synchronously) with every :class:`LevelChange` of any sink.
+        self.level_listeners: list[Callable[[LevelChange], None]] = []
+        self._room = asyncio.Event()
         names: set[str] = set()
         self._channels: list[SinkChannel] = []
         for index, sink in enumerate(self.sinks):
@@ -80,16 +78,18 @@ class EventDispatcher:
                 name = f"{name}#{index}"
             names.add(name)
             channel = SinkChannel(
-                sink, name, s, self.degradation, self._taken, self._p0_publishers_waiting
+                sink,
+                name,
+                s,
+                on_p0_taken=self._room.set,
+                hold_p0_open=self._p0_publishers_waiting,
+                p0_pending=self._p0_pending,
             )
-            for queue in channel.queues[:3]:
-                queue.pressure_at = self.degradation.enter_at[queue.priority]
-                queue.on_pressure = self._pressure
+            channel.degradation.listeners.append(self._level_changed)
             self._channels.append(channel)
         self._p0: tuple[BlockingQueue, ...] = tuple(
             q for c in self._channels for q in c.queues[:1] if isinstance(q, BlockingQueue)
         )
-        self._room = asyncio.Event()
         self._p0_lock = asyncio.Lock()
         self._p0_blocked = 0
         self._state = _NEW
@@ -100,7 +100,6 @@ class EventDispatcher:
         #: P0 publishes that had to wait for room.
         self.p0_waits = 0
         self._put: list[Callable[[Event], None]] = self._accepting_puts()
-        self.degradation.listeners.append(self._level_changed)
 
     # -- the EventBus surface ------------------------------------------------------------------
     @property
@@ -124,9 +123,7 @@ class EventDispatcher:
     ) -> None:
         """Build and queue an event; builds nothing when there is no sink."""
         if self._channels:
-            self._put[priority](
-                Event(priority=priority, type=type_, source=source, payload=payload, key=key)
-            )
+            self._put[priority](Event(priority, type_, source, payload, key))
 
     async def publish(self, event: Event) -> None:
         """Queue ``event``; a P0 event waits for room rather than being dropped."""
@@ -155,13 +152,14 @@ class EventDispatcher:
     ) -> None:
         """Build and publish an event; costs nothing when there is no sink."""
         if self._channels:
-            await self.publish(
-                Event(priority=priority, type=type_, source=source, payload=payload, key=key)
-            )
+            await self.publish(Event(priority, type_, source, payload, key))
 
     # -- P0 ------------------------------------------------------------------------------------------
     def _p0_has_room(self) -> bool:
         return all(len(queue) < queue.capacity for queue in self._p0)
+
+    def _p0_pending(self) -> bool:
+        return any(len(queue) for queue in self._p0)
 
     def _p0_publishers_waiting(self) -> bool:
         return self._p0_blocked > 0
@@ -194,9 +192,11 @@ class EventDispatcher:
         self._p0_blocked += 1
         try:
             async with self._p0_lock:  # FIFO: waiting publishers keep their order
-                while not self._p0_has_room():
-                    if self._state is _STOPPED:
+                while True:
+                    if self._state is _STOPPED:  # stop() drained what it could: not accepted
                         self._put_p0_closed(event)
+                    if self._p0_has_room():
+                        break
                     self._room.clear()
                     await self._room.wait()
                 for queue in self._p0:
@@ -217,51 +217,49 @@ class EventDispatcher:
     def _reject(self, event: Event) -> None:
         self.rejected += 1
 
-    # -- hooks from the queues, lanes and degradation ---------------------------------------------
-    def _deepest(self, priority: int) -> int:
-        return max((len(c.queues[priority]) for c in self._channels), default=0)
-
-    def _pressure(self, queue: EventQueue) -> None:
-        self.degradation.pressure(queue.priority)
-
-    def _taken(self, queue: EventQueue) -> None:
-        priority = queue.priority
-        if priority == 0:
-            self._room.set()
-        if priority < 3 and self.degradation.pressured[priority]:
-            self.degradation.relief(priority)
-
+    # -- degradation and safety ----------------------------------------------------------------------
     def _level_changed(self, change: LevelChange) -> None:
-        for channel in self._channels:
-            for lane in channel.lanes:
-                lane.wakeup.wake()
         if self.settings.emit_level_changes and self._state in (_NEW, _RUNNING):
             self.emit_nowait(
                 Priority.P1,
                 LEVEL_CHANGED,
                 "events",
+                sink=change.sink,
                 previous=change.previous.name,
                 current=change.current.name,
                 reason=change.reason,
             )
+        for listener in list(self.level_listeners):
+            try:
+                listener(change)
+            except Exception as exc:
+                log.warning("event level listener %r failed: %s", listener, exc)
 
-    # -- degradation and safety ----------------------------------------------------------------------
     @property
     def level(self) -> DegradationLevel:
-        return self.degradation.level
+        """The most degraded level of any sink (CRITICAL_ONLY in LOCKDOWN, even without sinks)."""
+        level = max((c.degradation.level for c in self._channels), default=DegradationLevel.NORMAL)
+        if self._safety is SafetyState.LOCKDOWN:
+            return DegradationLevel.CRITICAL_ONLY
+        return level
+
+    def levels(self) -> dict[str, DegradationLevel]:
+        """Each sink's level."""
+        return {c.name: c.degradation.level for c in self._channels}
 
     @property
-    def level_listeners(self) -> list[Callable[[LevelChange], None]]:
-        """Called (synchronously) with every :class:`LevelChange`."""
-        return self.degradation.listeners
+    def safety(self) -> SafetyState:
+        return self._safety
 
     def set_safety_state(self, state: SafetyState | str) -> None:
         """LOCKDOWN forces CRITICAL_ONLY (only P0 delivered); any other state lifts it."""
-        self.degradation.set_safety_state(state)
+        self._safety = SafetyState(state)
+        for channel in self._channels:
+            channel.degradation.set_safety_state(self._safety)
 
     def on_safety_change(self, change: SafetyChange) -> None:
         """A :class:`~qts_data.safety.SafetyController` internal hook."""
-        self.degradation.set_safety_state(change.current)
+        self.set_safety_state(change.current)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     @property
@@ -269,14 +267,22 @@ class EventDispatcher:
         return self._state is _RUNNING
 
     async def start(self) -> None:
-        """Start the delivery lanes (idempotent). Events published before are delivered now."""
+        """Start the delivery lanes (idempotent). Events published before are delivered now.
+
+        A stopped dispatcher starts again (a stack reopened): it accepts events
+        anew; its counters keep their totals.
+        """
         if self._state is _RUNNING:
             return
-        if self._state is not _NEW:
-            raise EventBusClosed("a stopped event dispatcher cannot be started again")
+        if self._state is _STOPPING:
+            raise EventBusClosed("the event dispatcher is stopping; start it once stop() returned")
         loop = asyncio.get_running_loop()
+        if self._state is _STOPPED:
+            self._put = self._accepting_puts()
+            self._room.clear()
         for channel in self._channels:
             for lane in channel.lanes:
+                lane.draining = lane.aborted = False
                 lane.task = loop.create_task(lane.run(), name=f"qts-data events {lane.name}")
                 lane.task.add_done_callback(_report_crash)
         self._state = _RUNNING
@@ -304,6 +310,9 @@ class EventDispatcher:
         try:
             if tasks:
                 _, pending = await asyncio.wait(tasks, timeout=timeout)
+                for channel in self._channels:
+                    for lane in channel.lanes:
+                        lane.aborted = True
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -349,12 +358,15 @@ class EventDispatcher:
                 return channel.queues[priority]
         raise KeyError(f"no event sink named {sink!r}; sinks: {[c.name for c in self._channels]}")
 
-    async def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait until nothing is pending (False if still pending after ``timeout`` s).
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending, for up to ``timeout`` s (default: ``drain_timeout_s``).
 
-        Paused priorities stay pending: at a degraded level this may time out.
+        True when everything was settled (delivered or given up); False on timeout.
+        The dispatcher keeps running (``stop`` ends it). Paused priorities stay
+        pending: at a degraded level this may time out.
         """
-        deadline = time.monotonic() + timeout
+        limit = self.settings.drain_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while self.pending:
             if time.monotonic() >= deadline:
                 return False
@@ -384,7 +396,8 @@ class EventDispatcher:
             queues[priority.name] = total
         return {
             "state": self._state,
-            **self.degradation.summary(),
+            "level": self.level.name,
+            "safety": self._safety.value,
             "published": self.published,
             "rejected": self.rejected,
             "refused": self.refused,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from qts_data.contracts import Priority, SafetyChange, SafetyState
 from qts_data.events.bus import EventBus
+from qts_data.events.dispatcher import EventDispatcher
 from qts_data.interfaces import SafetyListener
 
 log = logging.getLogger("qts_data.safety")
@@ -24,7 +25,7 @@ class SafetyController:
     def __init__(
         self,
         listeners: Sequence[SafetyListener] = (),
-        events: EventBus | None = None,
+        events: EventDispatcher | EventBus | None = None,
         internal: Sequence[Callable[[SafetyChange], None]] = (),
     ) -> None:
         self.state = SafetyState.NORMAL

@@ -23,7 +23,7 @@ from qts_data.config.model import StackConfig, validate_config
 from qts_data.config.secrets import install_log_masking, mask
 from qts_data.contracts import HealthState, HealthStatus
 from qts_data.errors import BackendError, ConfigError
-from qts_data.events.bus import EventBus
+from qts_data.events.dispatcher import EventDispatcher
 from qts_data.interfaces import (
     CacheClient,
     Component,
@@ -105,7 +105,7 @@ class Stack:
         sinks = [self.components[(ComponentKind.SINK, n)] for n in stack.sinks]
         listeners = [self.components[(ComponentKind.LISTENER, n)] for n in stack.listeners]
         #: The event bus, delivering to ``[stack] sinks``.
-        self.events = EventBus([s for s in sinks if isinstance(s, EventSink)])
+        self.events = EventDispatcher([s for s in sinks if isinstance(s, EventSink)], config.events)
         if self.events.enabled:
             for manager in [*self._managers.values(), self.cache]:
                 manager.events = self.events.publish_nowait
@@ -181,6 +181,7 @@ class Stack:
             self._opened.append(key)
         for manager in self._managers.values():
             await manager.start()
+        await self.events.start()
         self._is_open = True
         return self
 
@@ -195,7 +196,7 @@ class Stack:
     async def aclose(self) -> None:
         for manager in self._managers.values():
             await manager.stop()
-        await self.events.drain()
+        await self.events.stop()
         await self._close_opened()
         self._is_open = False
 
