@@ -242,3 +242,22 @@ async def test_health_degrades_when_the_outbox_waits_too_long(tmp_path: Path) ->
         health.state is HealthState.DEGRADED and "outbox: oldest record waiting" in health.message
     )
     await adapter.close()
+
+
+async def test_config_that_sheets_only_reads_is_written_to_the_database(tmp_path: Path) -> None:
+    from qts_data.contracts import StrategyParam
+
+    class ReadOnlyConfig(MemoryAdapter):
+        read_only_capabilities = frozenset({"strategies", "risk"})
+
+        async def save_strategy_param(self, param: StrategyParam) -> None:
+            raise NotSupportedError("strategy sheets are read-only")
+
+    sheets, db = ReadOnlyConfig(), MemoryAdapter()
+    adapter = hybrid(sheets, db, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    param = StrategyParam(strategy_id="s1", param_name="window", value="20", value_type="int")
+    await adapter.save_strategy_param(param)
+    assert await db.fetch_strategy_params("s1") == [param]
+    assert adapter.outbox is not None and (await adapter.outbox.depth())[0] == 0
+    await adapter.close()

@@ -125,6 +125,17 @@ class HybridAdapter(DelegatingAdapter):
         if self.outbox is not None:
             await self.outbox.close()
 
+    @staticmethod
+    def _writable(adapter: DataSourceAdapter, capability: str) -> bool:
+        """Whether ``adapter`` takes writes of ``capability`` (Sheets reads config but does not write it)."""
+        read_only: frozenset[str] = getattr(adapter, "read_only_capabilities", frozenset())
+        return capability in adapter.capabilities and capability not in read_only
+
+    def _write_target(self, capability: str) -> DataSourceAdapter:
+        if self._writable(self.primary, capability) or self.secondary is None:
+            return self.primary
+        return self.secondary if self._writable(self.secondary, capability) else self.primary
+
     def _reader(self, capability: str) -> DataSourceAdapter:
         if capability in self.primary.capabilities or self.secondary is None:
             return self.primary
@@ -140,14 +151,14 @@ class HybridAdapter(DelegatingAdapter):
         apply: Callable[[DataSourceAdapter], Awaitable[Any]],
         extra: str | None = None,
     ) -> Any:
-        target = self._reader(capability)
+        target = self._write_target(capability)
         second = self.secondary
         outbox = self.outbox
         if (
             outbox is None
             or second is None
             or target is not self.primary
-            or capability not in second.capabilities
+            or not self._writable(second, capability)
         ):
             return await apply(target)
         record = await outbox.add(op, key, contract.to_json(), extra=extra)
