@@ -33,7 +33,12 @@ def find_hybrid(stack: Stack) -> HybridAdapter:
 
 @click.command("backfill")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
-def backfill_command(config: str | None) -> None:
+@click.option(
+    "--to-sheets",
+    is_flag=True,
+    help="Copy the other way, the database into Sheets (before a rollback from DB_ONLY).",
+)
+def backfill_command(config: str | None, to_sheets: bool) -> None:
     """Copy Google Sheets into the database of CONFIG's hybrid adapter (idempotent, resumable)."""
     source = config_argument(config)
     stack = open_stack(Path(source) if source else None)
@@ -52,6 +57,8 @@ def backfill_command(config: str | None) -> None:
                         tasks[what] = bar.add_task(what, total=max(total, 1))
                     bar.update(tasks[what], completed=done, total=max(total, 1))
 
+                if to_sheets:
+                    return await backfill(hybrid.db, hybrid.sheets, progress)
                 return await backfill(hybrid.sheets, hybrid.db, progress)
 
     report = asyncio.run(run())
