@@ -151,6 +151,10 @@ class CacheManager:
             if s.refresh_ahead.get(kind)
         }
         self._background: set[asyncio.Task[Any]] = set()
+        self._refreshing: set[str] = set()
+        self._price_prefix = self._prefix + "price:{"
+        self._price_stats = self._stats[CacheKind.PRICE]
+        self._price_max_age_us = self._max_age_us[CacheKind.PRICE]
         self._generation: dict[str, int] = {}
         #: FAIL: bypass the cache entirely; LOCKDOWN: read but never write.
         self.bypass = client is None or not s.enabled
@@ -202,7 +206,7 @@ class CacheManager:
                 return await op
             except Exception as exc:
                 stats.errors += 1
-                log.warning("cache %s call failed: %s", kind.value, exc)
+                log.debug("cache %s call failed: %s", kind.value, exc)
                 return cast(T, _FAILED)
         breaker = self.breaker
         if not breaker.try_acquire():
@@ -224,7 +228,8 @@ class CacheManager:
             elapsed = time.perf_counter() - started
             breaker.on_failure(elapsed)
             stats.errors += 1
-            log.warning("cache %s call failed: %s", kind.value, exc)
+            # one line per breaker transition is logged; a line per failed call would flood
+            log.debug("cache %s call failed: %s", kind.value, exc)
             return cast(T, _FAILED)
         elapsed = time.perf_counter() - started
         breaker.on_success(elapsed)
@@ -284,6 +289,45 @@ class CacheManager:
                 stats.hits += 1
                 stats.near_hits += 1
                 return cast(Cached[T], found)
+        if loader is not None and self._remote:
+            # Over a network, concurrent readers of one key share the cache read as well
+            # as the load: a stampede must not become a thousand cache calls either.
+            result, merged = await self._flight.run(
+                key,
+                lambda: self._lookup(
+                    kind,
+                    key,
+                    codec,
+                    loader,
+                    max_age_us,
+                    allow_stale,
+                    source_time,
+                    stats,
+                    near,
+                    True,
+                ),
+            )
+            if merged:
+                stats.merged_loads += 1
+            return cast(Cached[T], result)
+        return await self._lookup(
+            kind, key, codec, loader, max_age_us, allow_stale, source_time, stats, near, False
+        )
+
+    async def _lookup(
+        self,
+        kind: CacheKind,
+        key: str,
+        codec: Codec[T],
+        loader: Callable[[], Awaitable[T]] | None,
+        max_age_us: int | None,
+        allow_stale: bool,
+        source_time: Callable[[T], int | None] | None,
+        stats: KindStats,
+        near: NearCache | None,
+        coalesced: bool,
+    ) -> Cached[T] | None:
+        """The cache read, then the load on a miss (``coalesced``: already inside the key's flight)."""
         found = await self._fetch(kind, key, codec, stats)
         if found is _FAILED:
             stats.misses += 1
@@ -318,6 +362,8 @@ class CacheManager:
             )
         if loader is None:
             return None
+        if coalesced:
+            return await self._load(kind, key, loader, source_time, stats, store=True, codec=codec)
         result, merged = await self._flight.run(
             key, lambda: self._load(kind, key, loader, source_time, stats, store=True, codec=codec)
         )
@@ -339,21 +385,19 @@ class CacheManager:
         keys never expire under their readers (one reload per key at a time)."""
         if (
             self._now_us() - found.source_us < self._refresh_after_us[kind]
-            or self._flight.pending(key) is not None
+            or key in self._refreshing
         ):
             return
+        self._refreshing.add(key)
 
         async def refresh() -> None:
             try:
-                await self._flight.run(
-                    key,
-                    lambda: self._load(
-                        kind, key, loader, source_time, stats, store=True, codec=codec
-                    ),
-                )
+                await self._load(kind, key, loader, source_time, stats, store=True, codec=codec)
                 stats.refreshes += 1
             except Exception as exc:  # the value in the cache stays until its TTL
                 log.warning("background refresh of %s failed: %s", key, exc)
+            finally:
+                self._refreshing.discard(key)
 
         task = asyncio.get_running_loop().create_task(refresh())
         self._background.add(task)
@@ -512,6 +556,23 @@ class CacheManager:
     async def get_price(
         self, symbol: str, *, max_age_ms: int | None = None, allow_stale: bool = False
     ) -> Cached[TickData] | None:
+        near = self.near
+        if (
+            near is not None
+            and max_age_ms is None
+            and not self.bypass
+            and CacheKind.PRICE in self._near_kinds
+        ):
+            # the hot path: a near-cache hit without any other work
+            found = near.get(self._price_prefix + symbol + "}")
+            if found is not None and (
+                self._price_max_age_us is None
+                or self._now_us() - found.source_us <= self._price_max_age_us
+            ):
+                stats = self._price_stats
+                stats.hits += 1
+                stats.near_hits += 1
+                return cast(Cached[TickData], found)
         return await self.read(
             CacheKind.PRICE,
             _TICK,
