@@ -20,7 +20,8 @@ from qts_data.contracts import LedgerEntry
 from qts_data.interfaces import Migratable
 from qts_data.migration import backfill, verify
 from qts_data.stack import Stack
-from qts_data_sheets.testing import SheetsStandIn, create_default_spreadsheet, standin_settings
+from qts_data_sheets.testing import SheetsStandIn, standin_settings
+from qts_data_sheets.testing.fixtures import create_default_spreadsheet
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
 SYMBOLS = ["005930", "000660", "035420", "051910", "005380"]
@@ -40,7 +41,9 @@ def entry(n: int) -> LedgerEntry:
     )
 
 
-def config(mode: str, primary: str, sheets: dict[str, Any], dsn: str, outbox: Path) -> dict[str, Any]:
+def config(
+    mode: str, primary: str, sheets: dict[str, Any], dsn: str, outbox: Path
+) -> dict[str, Any]:
     return {
         "stack": {"adapter": "main"},
         "adapters": {
@@ -72,7 +75,9 @@ async def write_stream(adapter: HybridAdapter, numbers: range, standin: SheetsSt
         if n % 40 == 10:
             standin.fail_next(2, 500)
         if n % 50 == 20:
-            standin.succeed_then_timeout(1, match="values.append", hold_s=1.0)  # landed, answer lost
+            standin.succeed_then_timeout(
+                1, match="values.append", hold_s=1.0
+            )  # landed, answer lost
         assert await adapter.append_ledger(entry(n))
         await adapter.update_position(SYMBOLS[n % len(SYMBOLS)], str(100 + n), str(70000 + n))
 
@@ -85,7 +90,9 @@ async def test_the_whole_migration_loses_and_duplicates_nothing(
     sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
 ) -> None:
     spreadsheet = create_default_spreadsheet(sheets_standin)
-    sheets = standin_settings(sheets_standin, spreadsheet, timeout_s=0.5, writable_config=True)
+    sheets = standin_settings(
+        sheets_standin, spreadsheet, timeout_s=0.5, writable_config=True, max_retries=12
+    )
     dsn = make_postgres_database()
     outbox = tmp_path / "outbox.sqlite"
 
@@ -131,5 +138,7 @@ async def test_the_whole_migration_loses_and_duplicates_nothing(
         assert sorted(await ledger_keys(adapter.db)) == expected
         report = await verify(adapter.sheets, adapter.db)
         assert report.ok, "\n".join(map(str, report.mismatches))
-    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 400  # no duplicated row in the sheet
+    assert (
+        sheets_standin.data_rows(spreadsheet, "T_Ledger") == 400
+    )  # no duplicated row in the sheet
     await asyncio.sleep(0)

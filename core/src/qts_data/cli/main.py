@@ -6,10 +6,16 @@ import click
 
 from qts_data._version import __version__
 from qts_data.cli.check_cmd import check_command
+from qts_data.cli.db_cmd import db_group
 from qts_data.cli.demo_cmd import demo_command
 from qts_data.cli.errors import QtsGroup
+from qts_data.cli.ingest_cmd import ingest_group
 from qts_data.cli.init_cmd import init_command
+from qts_data.cli.metrics_cmd import metrics_command
+from qts_data.cli.migrate_cmd import migrate_command
+from qts_data.cli.migration_cmd import backfill_command, verify_command
 from qts_data.cli.plugins_cmd import plugins_command
+from qts_data.cli.query_cmd import query_group
 
 
 @click.group(cls=QtsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +28,13 @@ cli.add_command(plugins_command)
 cli.add_command(check_command)
 cli.add_command(demo_command)
 cli.add_command(init_command)
+cli.add_command(migrate_command)
+cli.add_command(ingest_group)
+cli.add_command(query_group)
+cli.add_command(db_group)
+cli.add_command(backfill_command)
+cli.add_command(verify_command)
+cli.add_command(metrics_command)
 
 
 def main() -> None:

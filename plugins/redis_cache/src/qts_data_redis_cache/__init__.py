@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qts_data.plugins import BuildContext, Register, hookimpl
-from qts_data_redis_cache.settings import RedisCacheSettings
+from qts_data_redis_cache.settings import RedisCacheSettings, RedisStreamSettings
 
 if TYPE_CHECKING:
     from qts_data_redis_cache.client import RedisCacheClient, RedisPipeline
@@ -44,6 +44,23 @@ def make_cache_client(settings: RedisCacheSettings, ctx: BuildContext) -> RedisC
     if paths:
         settings = settings.model_copy(update=paths)
     return RedisCacheClient(settings)
+
+
+def make_event_sink(settings: RedisStreamSettings, ctx: BuildContext) -> Any:
+    """The Redis Streams event sink (imports redis only now)."""
+    from qts_data_redis_cache.streams import RedisStreamSink
+
+    return RedisStreamSink(settings)
+
+
+@hookimpl
+def qts_data_event_sinks(register: Register) -> None:
+    register(
+        PLUGIN,
+        make_event_sink,
+        settings=RedisStreamSettings,
+        description="events appended to a Redis Stream (XADD, length-capped) for other processes",
+    )
 
 
 @hookimpl

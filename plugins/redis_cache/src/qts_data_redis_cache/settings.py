@@ -220,3 +220,20 @@ class RedisCacheSettings(Settings):
             if node not in nodes:
                 nodes.append(node)
         return nodes
+
+
+class RedisStreamSettings(RedisCacheSettings):
+    """The ``redis_cache`` event sink: the connection settings of the cache, plus the stream."""
+
+    stream: str = Field(
+        default="qts:events", min_length=1, description="the stream key (under prefix)"
+    )
+    maxlen: int = Field(default=100_000, ge=1, description="entries kept in the stream")
+    approximate: bool = Field(
+        default=True, description="trim with MAXLEN ~ (cheap) rather than exactly"
+    )
+
+    def connection(self) -> RedisCacheSettings:
+        """The connection part, for the client the sink writes through."""
+        values = {name: getattr(self, name) for name in RedisCacheSettings.model_fields}
+        return RedisCacheSettings.model_validate(values)

@@ -1,0 +1,163 @@
+"""Real faults on throwaway PostgreSQL servers of the tests' own: a restart in the middle of
+an ingest, a streaming replica that lags and stops. The machine's server is never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from timescale_support import make
+
+from qts_data.contracts import HealthState, TickData
+from qts_data.errors import BackendError
+from qts_data.testing import PostgresProcess
+from qts_data_timescale.adapter import TimescaleAdapter
+
+UTC = timezone.utc
+T0 = datetime(2024, 1, 2, tzinfo=UTC)
+pytestmark = pytest.mark.slow
+
+
+async def _migrated(server: PostgresProcess, **settings: object) -> TimescaleAdapter:
+    server.psql("CREATE DATABASE qts")
+    adapter = make(server.dsn_for("qts"), **settings)
+    await adapter.open()
+    await adapter.migrate()
+    return adapter
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_a_restart_in_the_middle_of_an_ingest_loses_and_repeats_nothing(
+    throwaway_postgres: PostgresProcess, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "qts_data.timescale")
+    adapter = await _migrated(throwaway_postgres, retry_timeout_s=60)
+    total, batch = 40_000, 2_000
+    restarted: asyncio.Future[None] | None = None
+
+    async def ticks() -> AsyncIterator[TickData]:
+        nonlocal restarted
+        loop = asyncio.get_running_loop()
+        for i in range(total):
+            if i == total // 3:
+                # The server goes down (and comes back) while batches are in flight.
+                restarted = loop.run_in_executor(None, throwaway_postgres.restart, mode)
+                await asyncio.sleep(0.05)
+            yield TickData(
+                time=T0 + timedelta(milliseconds=i),
+                symbol="BTC" if i % 2 else "ETH",
+                price=Decimal(100 + i % 50),
+                volume=1 + i % 9,
+                trade_id=None if i % 5 == 0 else f"t{i}",
+            )
+
+    try:
+        result = await adapter.ingest_ticks(ticks(), batch_size=batch)
+        assert restarted is not None
+        await restarted
+        assert result.received == total
+        retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+        assert retried, "the restart did not hit a batch in flight"
+        stored = await adapter.fetch_tick_data("BTC", T0, T0 + timedelta(days=1))
+        stored += await adapter.fetch_tick_data("ETH", T0, T0 + timedelta(days=1))
+        assert len(stored) == total
+        assert len({(t.symbol, t.time) for t in stored}) == total  # each exactly once
+        again = await adapter.ingest_ticks(ticks(), batch_size=batch)
+        assert (again.received, again.inserted) == (total, 0)
+    finally:
+        await adapter.close()
+
+
+async def test_an_operation_fails_in_one_line_when_the_server_stays_down(
+    throwaway_postgres: PostgresProcess,
+) -> None:
+    adapter = await _migrated(throwaway_postgres, retry_timeout_s=0.5)
+    try:
+        throwaway_postgres.stop("immediate")
+        with pytest.raises(BackendError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1"):
+            await adapter.fetch_positions()
+        status = await adapter.health_check()
+        assert status.state is HealthState.UNHEALTHY
+        throwaway_postgres.start()
+        assert await adapter.fetch_positions() == []  # the pool reconnects by itself
+    finally:
+        await adapter.close()
+
+
+# -- the read replica ------------------------------------------------------------------------------
+
+
+async def _wait_for(condition: object, what: str, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_reads_are_served_by_the_replica_and_survive_its_lag_and_its_loss(
+    throwaway_postgres: PostgresProcess,
+) -> None:
+    primary = throwaway_postgres
+    writer = await _migrated(primary)
+    await writer.update_position("AAPL", 1, 100)
+    await writer.close()
+    replica = primary.make_replica()
+    replica.wait_for_replay()
+    adapter = make(
+        primary.dsn_for("qts"),
+        read_dsn=replica.dsn_for("qts"),
+        read_max_lag_s=0.5,
+        alert_replication_lag_s=0.5,
+        replica_check_interval_s=0.05,
+        retry_timeout_s=5,
+    )
+    await adapter.open()
+    router = adapter.replica
+    assert router is not None
+    try:
+        # 1. Served by the replica: with its replay paused it still shows the old position.
+        assert [p.qty for p in await adapter.fetch_positions()] == [Decimal(1)]
+        assert router.reads == 1
+        replica.psql("SELECT pg_wal_replay_pause()")
+        await adapter.update_position("AAPL", 2, 100)  # writes go to the primary
+        assert (await adapter.fetch_position("AAPL")).qty == Decimal(1)  # type: ignore[union-attr]
+        assert router.reads == 2
+
+        # 2. Lagging past the bound: reads go back to the primary, health warns.
+        await asyncio.sleep(0.7)
+        await _wait_for(lambda: router.state == "lagging", "the replica to be seen lagging")
+        assert (await adapter.fetch_position("AAPL")).qty == Decimal(2)  # type: ignore[union-attr]
+        assert router.reads == 2
+        status = await adapter.health_check()
+        assert status.state is HealthState.DEGRADED
+        assert "replication lag" in status.message
+        replica.psql("SELECT pg_wal_replay_resume()")
+        replica.wait_for_replay()
+        await _wait_for(lambda: router.usable, "the replica to catch up")
+        assert (await adapter.fetch_position("AAPL")).qty == Decimal(2)  # type: ignore[union-attr]
+        assert router.reads == 3
+
+        # 3. The replica stops: reads are still answered (by the primary), health warns.
+        replica.stop("immediate")
+        await adapter.update_position("AAPL", 3, 100)
+        assert (await adapter.fetch_position("AAPL")).qty == Decimal(3)  # type: ignore[union-attr]
+        assert router.state == "down"
+        status = await adapter.health_check()
+        assert status.state is HealthState.DEGRADED
+        assert "down, reads served by the primary" in status.message
+        assert status.details["replica"]["state"] == "down"
+
+        # 4. It comes back and serves reads again.
+        replica.start()
+        replica.wait_for_replay()
+        await _wait_for(lambda: router.usable, "the replica to be back")
+        reads = router.reads
+        assert (await adapter.fetch_position("AAPL")).qty == Decimal(3)  # type: ignore[union-attr]
+        assert router.reads == reads + 1
+    finally:
+        await adapter.close()
