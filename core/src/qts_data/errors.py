@@ -24,6 +24,10 @@ class PluginError(QtsDataError):
     """A plugin could not be loaded, or a component name is provided by no plugin."""
 
 
+class ElementTypeError(ContractError, TypeError):
+    """An element of a bulk write is not the contract the method takes."""
+
+
 class NotSupportedError(QtsDataError, NotImplementedError):
     """The backend does not support this operation (e.g. tick data on Google Sheets)."""
 

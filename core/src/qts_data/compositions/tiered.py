@@ -58,7 +58,8 @@ from pydantic import Field
 
 from qts_data.compositions.delegating import DelegatingAdapter
 from qts_data.contracts import OHLCV, HealthStatus, Interval, TickData
-from qts_data.errors import BackendError, ConfigError, ContractError
+from qts_data.contracts.checks import check_time as _check_time
+from qts_data.errors import BackendError, ConfigError
 from qts_data.interfaces import (
     Capability,
     DataSourceAdapter,
@@ -127,21 +128,6 @@ class TieredSettings(Settings):
         le=3600,
         description="a bucket counts as complete this long after it ends (the exchange's lag in closing it)",
     )
-
-
-def _ceil(step: Interval, when: datetime) -> datetime:
-    """The first bucket start at or after ``when``."""
-    floor = step.floor(when)
-    return floor if floor >= when else floor + step.delta
-
-
-def _check_time(value: object, what: str, where: str) -> None:
-    if not isinstance(value, datetime):
-        raise ContractError(f"{where}: {what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(
-            f"{where}: {what} {value.isoformat()} is naive; give a timezone-aware time"
-        )
 
 
 def _buckets(span: Span, delta: timedelta) -> int:
@@ -280,9 +266,9 @@ class TieredAdapter(DelegatingAdapter):
         started = time.perf_counter()
         self.require(Capability.OHLCV, "fetch_ohlcv")
         step = Interval.parse(interval)
-        _check_time(start, "start", "fetch_ohlcv")
-        _check_time(end, "end", "fetch_ohlcv")
-        lo, hi = _ceil(step, start), _ceil(step, end)
+        _check_time(start, "start", "fetch_ohlcv", required=True)
+        _check_time(end, "end", "fetch_ohlcv", required=True)
+        lo, hi = step.ceil(start), step.ceil(end)
         if lo >= hi:
             meta = StorageMetadata(
                 "memory", True, (time.perf_counter() - started) * 1000, 0, ("memory",)
@@ -433,7 +419,7 @@ class TieredAdapter(DelegatingAdapter):
         stored_rows = upstream_rows = 0
         for lo, hi in spans:
             # bucket boundaries, whatever a tier handed down
-            lo, hi = _ceil(step, lo), _ceil(step, hi)
+            lo, hi = step.ceil(lo), step.ceil(hi)
             if lo >= hi:
                 read.resolved.append((lo, hi))
                 continue
@@ -593,8 +579,8 @@ class TieredAdapter(DelegatingAdapter):
         return IngestResult(received=received, inserted=inserted)
 
     async def fetch_tick_data(self, symbol: str, start: datetime, end: datetime) -> list[TickData]:
-        _check_time(start, "start", "fetch_tick_data")
-        _check_time(end, "end", "fetch_tick_data")
+        _check_time(start, "start", "fetch_tick_data", required=True)
+        _check_time(end, "end", "fetch_tick_data", required=True)
         return self.realtime.between(symbol, start, end)
 
     # -- statistics and health -----------------------------------------------------------------

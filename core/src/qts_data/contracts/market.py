@@ -32,6 +32,11 @@ class Interval(str, Enum):
     def seconds(self) -> int:
         return int(_DELTAS[self].total_seconds())
 
+    def ceil(self, when: datetime) -> datetime:
+        """The first bucket start at or after ``when``."""
+        floor = self.floor(when)
+        return floor if floor >= when else floor + self.delta
+
     def floor(self, when: datetime) -> datetime:
         """The start of the bucket holding ``when``."""
         step = self.seconds

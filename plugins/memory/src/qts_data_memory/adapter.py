@@ -33,16 +33,14 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
-from qts_data.errors import ContractError, QtsDataError
+from qts_data.contracts.checks import check_range as _check_range
+from qts_data.contracts.checks import expect_element as _expect
+from qts_data.errors import ContractError, ElementTypeError, QtsDataError
 from qts_data.interfaces import DataSourceAdapter, IngestResult, TickSource
 
 __all__ = ["SHEETS", "ElementTypeError", "MemoryAdapter"]
 
 T = TypeVar("T")
-
-
-class ElementTypeError(ContractError, TypeError):
-    """An element of a bulk write is not the contract the method takes."""
 
 
 class _Series(Generic[T]):
@@ -121,33 +119,6 @@ def _sheet_name(sheet: str) -> str:
         raise QtsDataError(
             f"unknown sheet {sheet!r}: the memory adapter has {known} (also known as {aliases})"
         ) from None
-
-
-def _check_time(value: datetime | None, what: str, where: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime):
-        raise ContractError(f"{where}: {what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(
-            f"{where}: {what} {value.isoformat()} is naive; give a timezone-aware time"
-        )
-
-
-def _check_range(start: datetime | None, end: datetime | None, where: str) -> None:
-    _check_time(start, "start", where)
-    _check_time(end, "end", where)
-
-
-def _expect(value: object, kind: type[Contract], where: str) -> None:
-    if not isinstance(value, kind):
-        raise ElementTypeError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-
-
-def _ceil(interval: Interval, when: datetime) -> datetime:
-    """The first bucket start at or after ``when``."""
-    floor = interval.floor(when)
-    return floor if floor == when else floor + interval.delta
 
 
 class MemoryAdapter(DataSourceAdapter):
@@ -301,7 +272,7 @@ class MemoryAdapter(DataSourceAdapter):
         if series is None or not series.times:
             return result
         # Ticks whose bucket starts in [start, end) are those in [ceil(start), ceil(end)).
-        lo, hi = series.bounds(_ceil(step, start), _ceil(step, end))
+        lo, hi = series.bounds(step.ceil(start), step.ceil(end))
         aggregated = list(self._aggregate(series, lo, hi, step, by_time))
         if not aggregated:
             return result

@@ -69,6 +69,7 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
+from qts_data.contracts.checks import check_time as _check_time
 from qts_data.errors import BackendError, ContractError, NotSupportedError, QtsDataError
 from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
 from qts_data_sheets.a1 import column_letters, format_range, parse_box, quote_sheet, split_range
@@ -146,17 +147,6 @@ def _row_key(role: str, layout: SheetLayout, row: Sequence[Any]) -> str | None:
         return f"{sid}\x1f{name}" if sid and name else None
     field = "symbol" if role == "positions" else "config_key"
     return layout.text_at(row, field) or None
-
-
-def _check_time(value: datetime | None, what: str, where: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime):
-        raise ContractError(f"{where}: {what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(
-            f"{where}: {what} {value.isoformat()} is naive; give a timezone-aware time"
-        )
 
 
 class SheetsAdapter(DataSourceAdapter):

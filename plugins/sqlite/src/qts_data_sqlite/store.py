@@ -24,7 +24,8 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
-from qts_data.errors import ContractError
+from qts_data.contracts.checks import expect_element as expect
+from qts_data.errors import ContractError, ElementTypeError
 from qts_data_sqlite.codec import (
     EPOCH,
     dec,
@@ -38,15 +39,6 @@ from qts_data_sqlite.codec import (
 from qts_data_sqlite.worker import transaction
 
 __all__ = ["ElementTypeError"]
-
-
-class ElementTypeError(ContractError, TypeError):
-    """An element of a write is not the contract the method takes."""
-
-
-def expect(value: object, kind: type[Contract], where: str) -> None:
-    if not isinstance(value, kind):
-        raise ElementTypeError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
 
 
 def _where(clauses: list[str]) -> str:

@@ -40,6 +40,8 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
+from qts_data.contracts.checks import check_range as _check_range
+from qts_data.contracts.checks import expect_element as _expect
 from qts_data.errors import BackendError, ContractError, QtsDataError
 from qts_data.interfaces import (
     DataSourceAdapter,
@@ -52,7 +54,6 @@ from qts_data.interfaces import (
 from qts_data_timescale import queries as q
 from qts_data_timescale import storage
 from qts_data_timescale.errors import (
-    ElementTypeError,
     SchemaMissingError,
     is_connection_error,
     is_replica_conflict,
@@ -102,33 +103,6 @@ _candle_row = row_getter(OHLCV)
 #: The delay between retries of an operation cut off by a lost connection (doubling).
 RETRY_FIRST_DELAY_S = 0.05
 RETRY_MAX_DELAY_S = 1.0
-
-
-def _check_time(value: datetime | None, what: str, where: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime):
-        raise ContractError(f"{where}: {what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(
-            f"{where}: {what} {value.isoformat()} is naive; give a timezone-aware time"
-        )
-
-
-def _check_range(start: datetime | None, end: datetime | None, where: str) -> None:
-    _check_time(start, "start", where)
-    _check_time(end, "end", where)
-
-
-def _expect(value: object, kind: type[Contract], where: str) -> None:
-    if not isinstance(value, kind):
-        raise ElementTypeError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-
-
-def _ceil(interval: Interval, when: datetime) -> datetime:
-    """The first bucket start at or after ``when``."""
-    floor = interval.floor(when)
-    return floor if floor == when else floor + interval.delta
 
 
 def _count(status: str) -> int:
@@ -483,7 +457,7 @@ class TimescaleAdapter(DataSourceAdapter):
         if start >= end:
             return []
         sql = _ohlcv_sql(await self._flavour("fetch_ohlcv"), step)
-        lo, hi = _ceil(step, start), _ceil(step, end)
+        lo, hi = step.ceil(start), step.ceil(end)
 
         async def work(conn: Conn) -> list[OHLCV]:
             return candles(await conn.fetch(sql, symbol, start, end, lo, hi), symbol)
@@ -618,7 +592,7 @@ class TimescaleAdapter(DataSourceAdapter):
         if start >= end:
             return []
         sql = q.find_gaps_sql(step)
-        first = _ceil(step, start)
+        first = step.ceil(start)
 
         async def work(conn: Conn) -> list[datetime]:
             return [row[0] for row in await conn.fetch(sql, symbol, first, end)]

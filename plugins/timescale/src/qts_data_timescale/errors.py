@@ -8,7 +8,7 @@ import asyncpg
 from asyncpg import exceptions as pgerr
 
 from qts_data.config.secrets import mask
-from qts_data.errors import BackendError, ContractError, QtsDataError
+from qts_data.errors import BackendError, ContractError, ElementTypeError, QtsDataError
 
 __all__ = [
     "ElementTypeError",
@@ -17,10 +17,6 @@ __all__ = [
     "is_replica_conflict",
     "translate",
 ]
-
-
-class ElementTypeError(ContractError, TypeError):
-    """An element of a bulk write is not the contract the method takes."""
 
 
 class SchemaMissingError(BackendError):

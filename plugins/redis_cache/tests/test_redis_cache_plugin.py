@@ -40,7 +40,10 @@ def test_plugin_loads_from_its_entry_point_under_its_canonical_name(host: Plugin
     assert record is not None
     assert record.status == "loaded", record.error
     assert record.distribution == "qts-data-redis-cache"
-    assert [(kind.value, name) for kind, name in record.components] == [("cache", "redis_cache")]
+    assert sorted((kind.value, name) for kind, name in record.components) == [
+        ("cache", "redis_cache"),
+        ("sink", "redis_cache"),
+    ]
     spec = host.spec(ComponentKind.CACHE, "redis_cache")
     assert spec.plugin == "redis_cache"
     assert spec.settings is RedisCacheSettings
