@@ -105,6 +105,7 @@ class HybridAdapter(DelegatingAdapter):
                 outbox,
                 first,
                 second,
+                owner=getattr(outbox, "owner", None),
                 batch_size=relay_batch_size,
                 interval_s=relay_interval_s,
                 max_backoff_s=relay_max_backoff_s,
@@ -167,9 +168,11 @@ class HybridAdapter(DelegatingAdapter):
         except BaseException:
             await outbox.cancel(record)
             raise
-        await outbox.mark_ready(record)
         if self.relay is not None:
+            self.relay.completed.add(record)
             self.relay.kick()
+        else:  # pragma: no cover - an outbox always comes with a relay
+            await outbox.mark_ready(record)
         return result
 
     async def flush(self, timeout_s: float = 30.0) -> bool:

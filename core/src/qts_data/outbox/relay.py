@@ -78,8 +78,16 @@ class OutboxRelay:
         batch_size: int = 50,
         interval_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        owner: str | None = None,
+        coalesce_s: float = 0.02,
     ) -> None:
+        self.coalesce_s = coalesce_s
         self.outbox, self.primary, self.secondary = outbox, primary, secondary
+        #: This process's intents whose primary write completed (kept in memory: a durable
+        #: update per write would double the cost, and after a crash the intents are
+        #: replayed to the primary anyway, which is idempotent).
+        self.owner = owner
+        self.completed: set[int] = set()
         self.batch_size, self.interval_s, self.max_backoff_s = batch_size, interval_s, max_backoff_s
         self.delivered = 0
         self.failures = 0
@@ -126,7 +134,9 @@ class OutboxRelay:
         records = await self.outbox.peek(self.batch_size, states=(INTENT, READY))
         ready = []
         for record in records:  # keep order: stop at a write whose primary is still in flight
-            if record.state != READY:
+            if record.state != READY and not (
+                record.owner == self.owner and record.id in self.completed
+            ):
                 break
             ready.append(record)
         if not ready:
@@ -139,6 +149,7 @@ class OutboxRelay:
             await self.outbox.note_failure([r.id for r in ready], self.last_error)
             raise
         await self.outbox.ack([r.id for r in ready])
+        self.completed.difference_update(r.id for r in ready)
         self.delivered += len(ready)
         self.last_success = time.time()
         return len(ready)
@@ -180,6 +191,10 @@ class OutboxRelay:
                     await asyncio.wait({waiter}, timeout=self.interval_s)
                 finally:
                     waiter.cancel()
+                if self._wake.is_set():
+                    # let the writes of the next moments join this batch: one delivery (and one
+                    # ack) per batch, not per write, keeps the relay off the writers' path
+                    await asyncio.sleep(self.coalesce_s)
 
     def summary(self) -> dict[str, Any]:
         return {
