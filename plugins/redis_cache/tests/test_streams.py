@@ -1,5 +1,5 @@
-"""The Redis Streams event sink against the machine's Redis: the event-sink conformance suite,
-a length cap, and a stack that publishes to it."""
+"""The Redis Streams event sink against the machine's Redis: the event-sink conformance suite
+and the length cap (a whole stack publishing to it: tests/redis/test_event_stream.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from datetime import datetime
 import pytest
 import redis.asyncio as aioredis
 
-from qts_data import open_stack
-from qts_data.contracts import Event, Priority, SafetyState
+from qts_data.contracts import Event, Priority
 from qts_data.testing import EventSinkConformance
 from qts_data_redis_cache.settings import RedisStreamSettings
 from qts_data_redis_cache.streams import RedisStreamSink
@@ -71,30 +70,3 @@ async def test_the_stream_is_capped(redis_url: str, redis_key_prefix: str) -> No
         assert [e.payload["n"] for e in events] == list(range(150, 200))
     finally:
         await sink.close()
-
-
-async def test_a_stack_publishes_safety_changes_to_the_stream(
-    redis_url: str, redis_key_prefix: str
-) -> None:
-    config = {
-        "stack": {"adapter": "db", "sinks": ["stream"]},
-        "adapters": {"db": {"type": "memory"}},
-        "sinks": {
-            "stream": {
-                "type": "redis_cache",
-                "url": redis_url,
-                "prefix": redis_key_prefix,
-                "stream": "ev",
-            }
-        },
-    }
-    async with open_stack(config) as stack:
-        await stack.safety.set_state(SafetyState.LOCKDOWN, "drill")
-        assert await stack.events.drain(5)
-    events = await read_stream(redis_url, redis_key_prefix + "ev")
-    changed = [e for e in events if e.type == "safety.changed"]
-    assert (
-        changed
-        and changed[0].priority is Priority.P0
-        and changed[0].payload["current"] == "LOCKDOWN"
-    )
