@@ -165,7 +165,7 @@ def test_migrate_ingest_query_and_db_commands(config: Path, tmp_path: Path) -> N
     )
     loaded = cli("ingest", "ticks", str(ticks), str(config), "--batch-size", "128")
     assert loaded.returncode == 0, loaded.stderr
-    assert "adapters.main: received 601, inserted 601, duplicates 0" in loaded.stdout
+    assert "adapters.store: received 601, inserted 601, duplicates 0" in loaded.stdout
     again = json.loads(cli("ingest", "ticks", str(ticks), str(config), "--json").stdout)
     assert (again["received"], again["inserted"], again["duplicates"]) == (601, 0, 601)
 
