@@ -29,11 +29,25 @@ def make_certificates(folder: Path) -> Path:
     if shutil.which("openssl") is None:
         pytest.fail("the TLS tests need the openssl command to make certificates")
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    # The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) insists on.
+    ca_ext = [
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]
     for ca in ("ca", "other-ca"):
         openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
-                "-days", "2", "-subj", f"/CN=qts-test-{ca}", cwd=folder)  # fmt: skip
-    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
+                "-days", "2", "-subj", f"/CN=qts-test-{ca}", *ca_ext, cwd=folder)  # fmt: skip
+    leaf = "authorityKeyIdentifier=keyid,issuer\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    (folder / "server.ext").write_text(
+        leaf + "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    )
+    (folder / "client.ext").write_text(leaf + "extendedKeyUsage=clientAuth\n")
+    for name, ext in (
+        ("server", ["-extfile", "server.ext"]),
+        ("client", ["-extfile", "client.ext"]),
+    ):
         openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",
                 "-subj", f"/CN=qts-test-{name}", cwd=folder)  # fmt: skip
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
