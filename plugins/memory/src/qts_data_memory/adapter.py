@@ -35,8 +35,9 @@ from qts_data.contracts import (
 )
 from qts_data.contracts.checks import check_range as _check_range
 from qts_data.contracts.checks import expect_element as _expect
-from qts_data.errors import ContractError, ElementTypeError, QtsDataError
+from qts_data.errors import ContractError, ElementTypeError
 from qts_data.interfaces import DataSourceAdapter, IngestResult, TickSource
+from qts_data.interfaces.raw import RAW_SHEETS, raw_sheet_name
 
 __all__ = ["SHEETS", "ElementTypeError", "MemoryAdapter"]
 
@@ -96,29 +97,11 @@ class _Candles:
         self.by_time[when] = candle
 
 
-#: Canonical sheet name -> the names it is also known by (compared case-insensitively,
-#: with spaces and hyphens read as underscores). The seed's Sheets tabs are
-#: ``Position``, ``T_Ledger``, ``Strategy`` and ``Risk_Config``.
-SHEETS: dict[str, tuple[str, ...]] = {
-    "positions": ("position",),
-    "ledger": ("t_ledger",),
-    "strategies": ("strategy", "strategy_params"),
-    "risk_configs": ("risk_config",),
-    "execution_logs": ("execution_log",),
-}
-_SHEET_ALIASES = {alias: name for name, aliases in SHEETS.items() for alias in (name, *aliases)}
+SHEETS = RAW_SHEETS
 
 
 def _sheet_name(sheet: str) -> str:
-    normal = "_".join(sheet.strip().lower().replace("-", " ").replace("_", " ").split())
-    try:
-        return _SHEET_ALIASES[normal]
-    except KeyError:
-        known = ", ".join(sorted(SHEETS))
-        aliases = ", ".join(sorted(alias for name in SHEETS for alias in SHEETS[name]))
-        raise QtsDataError(
-            f"unknown sheet {sheet!r}: the memory adapter has {known} (also known as {aliases})"
-        ) from None
+    return raw_sheet_name(sheet, "memory adapter")
 
 
 class MemoryAdapter(DataSourceAdapter):

@@ -49,6 +49,7 @@ from qts_data.interfaces import (
     StorageReport,
     TickSource,
 )
+from qts_data.interfaces.raw import RAW_SHEETS, raw_sheet_name
 from qts_data_sqlite import MEMORY, SqliteSettings, maintenance, schema, store
 from qts_data_sqlite.codec import check_time, opt_us, to_us
 from qts_data_sqlite.store import ElementTypeError
@@ -65,29 +66,11 @@ MAX_GAP_BUCKETS = 1_000_000
 #: ``health_check`` reports DEGRADED when free pages pass the vacuum threshold and are at least this big.
 _DEGRADED_FREE_BYTES = 1 << 20
 
-#: Table name -> the names ``fetch_raw_data`` also knows it by (compared case-insensitively,
-#: with spaces and hyphens read as underscores); the seed's Sheets tabs are ``Position``,
-#: ``T_Ledger``, ``Strategy`` and ``Risk_Config``. The same names as the memory adapter.
-SHEETS: dict[str, tuple[str, ...]] = {
-    "positions": ("position",),
-    "ledger": ("t_ledger",),
-    "strategies": ("strategy", "strategy_params"),
-    "risk_configs": ("risk_config",),
-    "execution_logs": ("execution_log",),
-}
-_SHEET_ALIASES = {alias: name for name, aliases in SHEETS.items() for alias in (name, *aliases)}
+SHEETS = RAW_SHEETS
 
 
 def _sheet_name(sheet: str) -> str:
-    normal = "_".join(str(sheet).strip().lower().replace("-", " ").replace("_", " ").split())
-    try:
-        return _SHEET_ALIASES[normal]
-    except KeyError:
-        known = ", ".join(sorted(SHEETS))
-        aliases = ", ".join(sorted(alias for name in SHEETS for alias in SHEETS[name]))
-        raise QtsDataError(
-            f"unknown sheet {sheet!r}: the sqlite adapter has {known} (also known as {aliases})"
-        ) from None
+    return raw_sheet_name(sheet, "sqlite adapter")
 
 
 def _step_us(interval: Interval) -> int:

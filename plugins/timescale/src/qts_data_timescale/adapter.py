@@ -42,7 +42,7 @@ from qts_data.contracts import (
 )
 from qts_data.contracts.checks import check_range as _check_range
 from qts_data.contracts.checks import expect_element as _expect
-from qts_data.errors import BackendError, ContractError, QtsDataError
+from qts_data.errors import BackendError, ContractError
 from qts_data.interfaces import (
     DataSourceAdapter,
     IngestResult,
@@ -51,6 +51,7 @@ from qts_data.interfaces import (
     StorageReport,
     TickSource,
 )
+from qts_data.interfaces.raw import RAW_SHEETS, raw_sheet_name
 from qts_data_timescale import queries as q
 from qts_data_timescale import storage
 from qts_data_timescale.errors import (
@@ -76,16 +77,7 @@ log = logging.getLogger("qts_data.timescale")
 T = TypeVar("T")
 Work = Callable[["Conn"], Awaitable[T]]
 
-#: Canonical sheet name -> the names it is also known by (as in the memory adapter),
-#: for ``fetch_raw_data``.
-SHEETS: dict[str, tuple[str, ...]] = {
-    "positions": ("position",),
-    "ledger": ("t_ledger",),
-    "strategies": ("strategy", "strategy_params"),
-    "risk_configs": ("risk_config",),
-    "execution_logs": ("execution_log",),
-}
-_SHEET_ALIASES = {alias: name for name, aliases in SHEETS.items() for alias in (name, *aliases)}
+SHEETS = RAW_SHEETS
 
 _position = trusted_builder(Position)
 _ledger = trusted_builder(LedgerEntry)
@@ -527,14 +519,7 @@ class TimescaleAdapter(DataSourceAdapter):
     async def fetch_raw_data(self, sheet: str) -> list[dict[str, str]]:
         """Rows as header -> text for ``positions``, ``ledger``, ``strategies``,
         ``risk_configs`` and ``execution_logs`` (or the seed's names, see :data:`SHEETS`)."""
-        normal = "_".join(sheet.strip().lower().replace("-", " ").replace("_", " ").split())
-        name = _SHEET_ALIASES.get(normal)
-        if name is None:
-            known = ", ".join(sorted(SHEETS))
-            aliases = ", ".join(sorted(alias for names in SHEETS.values() for alias in names))
-            raise QtsDataError(
-                f"unknown sheet {sheet!r}: the timescale adapter has {known} (also known as {aliases})"
-            )
+        name = raw_sheet_name(sheet, "timescale adapter")
         rows: list[Contract]
         if name == "positions":
             rows = list(await self.fetch_positions())
