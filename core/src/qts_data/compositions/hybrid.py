@@ -11,10 +11,10 @@ Modes (``DataSourceMode``):
 Rollback is a configuration change back to ``SHEETS_ONLY``. In HYBRID a write
 succeeds when the primary has it: a secondary that is down only makes the
 outbox deeper, and the relay catches up when it is back (also after a restart:
-the outbox is a file). Records are written before the primary write (as an
-intent) and marked ready after it, so a process that dies in between leaves a
-record that the next relay replays to the primary (idempotently) and then
-delivers. Operations one side does not support (ticks on Sheets) go to the side
+the outbox is a file). A record is written before the primary write (as an
+intent); once the primary write succeeded the relay may deliver it. A process
+that dies leaves its intents behind, and the next relay replays them to the
+primary (idempotently, in order) and then delivers them, so nothing is lost. Operations one side does not support (ticks on Sheets) go to the side
 that does and are not dual-written.
 """
 
