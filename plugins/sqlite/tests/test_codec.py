@@ -17,8 +17,9 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
+from qts_data.contracts.trusted import trusted_builder
 from qts_data.errors import ContractError
-from qts_data_sqlite.codec import check_time, dec, from_us, tick_dedup, to_us, trusted_builder
+from qts_data_sqlite.codec import check_time, dec, from_us, tick_dedup, to_us
 
 UTC = timezone.utc
 KST = timezone(timedelta(hours=9))

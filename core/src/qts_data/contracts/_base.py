@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +32,7 @@ from qts_data.errors import ContractError
 
 UTC = timezone.utc
 C = TypeVar("C", bound="Contract")
+_TRUSTED: dict[type[Any], Any] = {}  # contract class -> its trusted builder
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -179,6 +180,13 @@ class Contract(BaseModel, metaclass=_ContractMeta):
         """
         values = {column: row[column] for column in cls.db_columns if column in row}
         if trusted:
+            if len(values) == len(cls.model_fields):
+                from qts_data.contracts.trusted import trusted_builder
+
+                build = _TRUSTED.get(cls)
+                if build is None:
+                    build = _TRUSTED[cls] = trusted_builder(cls)
+                return cast(C, build(values))
             return cls.model_construct(**values)  # type: ignore[return-value]
         return cls.parse(values, where="database row")
 

@@ -7,20 +7,17 @@
   UTC datetimes.
 * Rows read back were validated when written (the schema only receives values
   of validated contracts), so they are rebuilt without validation by
-  :func:`trusted_builder`: the hot read path pays for the values, not for pydantic.
+  :func:`qts_data.contracts.trusted.trusted_builder`: the hot read path pays for the values, not for pydantic.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from types import MemberDescriptorType
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
-from qts_data.contracts import Contract, TickData
-from qts_data.errors import ContractError
+from qts_data.contracts import Contract, TickData, checks
 
 C = TypeVar("C", bound=Contract)
 
@@ -41,13 +38,8 @@ def from_us(us: int) -> datetime:
 
 def check_time(value: object, what: str, where: str) -> datetime:
     """``value`` when it is an aware datetime; ContractError naming ``where`` and ``what`` otherwise."""
-    if not isinstance(value, datetime):
-        raise ContractError(f"{where}: {what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ContractError(
-            f"{where}: {what} {value.isoformat()} is naive; give a timezone-aware time"
-        )
-    return value
+    checks.check_time(value, what, where, required=True)
+    return cast(datetime, value)
 
 
 def opt_us(value: datetime | None, what: str, where: str) -> int | None:
@@ -96,63 +88,3 @@ def tick_dedup(tick: TickData) -> str:
         separators=(",", ":"),
         ensure_ascii=False,
     )
-
-
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:
-    """The ``__set__`` of the slot ``name`` that ``cls`` inherits, or None."""
-    for klass in cls.__mro__:
-        found = vars(klass).get(name)
-        if found is not None:
-            return found.__set__ if isinstance(found, MemberDescriptorType) else None
-    return None
-
-
-def trusted_builder(cls: type[C]) -> Callable[[dict[str, Any]], C]:
-    """A function building ``cls`` from a dict of *every* field, without validation.
-
-    It does what ``cls.model_construct(**values)`` does for a frozen model
-    without private attributes or extra fields, in a sixth of the time: the
-    dict becomes the instance's ``__dict__`` and pydantic's three slots are set
-    directly. All instances share one ``model_fields_set`` (every field): the
-    contracts are frozen, and pydantic copies that set before changing it
-    (``model_copy``). The builder checks once that its result equals
-    ``model_construct``'s, and falls back to ``model_construct`` when pydantic
-    lays models out differently.
-    """
-    fields = tuple(cls.model_fields)
-
-    def construct(values: dict[str, Any]) -> C:
-        # pydantic types model_construct as returning the class that defines it (Contract).
-        return cast(C, cls.model_construct(**values))
-
-    config = cls.model_config
-    setters = [
-        _slot_setter(cls, name)
-        for name in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-    ]
-    if (
-        cls.__private_attributes__
-        or config.get("extra") == "allow"
-        or not config.get("frozen")
-        or None in setters
-    ):
-        return construct
-    set_fields, set_extra, set_private = cast(list[Callable[[Any, Any], None]], setters)
-    new = object.__new__
-    set_attr = object.__setattr__
-    fields_set = set(fields)
-
-    def build(values: dict[str, Any]) -> C:
-        obj = new(cls)
-        set_attr(obj, "__dict__", values)
-        set_fields(obj, fields_set)
-        set_extra(obj, None)
-        set_private(obj, None)
-        return obj
-
-    probe = dict.fromkeys(fields)
-    try:
-        same = build(dict(probe)).__getstate__() == construct(dict(probe)).__getstate__()
-    except Exception:
-        same = False
-    return build if same else construct

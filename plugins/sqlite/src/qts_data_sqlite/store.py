@@ -25,6 +25,7 @@ from qts_data.contracts import (
     TickData,
 )
 from qts_data.contracts.checks import expect_element as expect
+from qts_data.contracts.trusted import trusted_builder
 from qts_data.errors import ContractError, ElementTypeError
 from qts_data_sqlite.codec import (
     EPOCH,
@@ -34,7 +35,6 @@ from qts_data_sqlite.codec import (
     read_dec,
     tick_dedup,
     to_us,
-    trusted_builder,
 )
 from qts_data_sqlite.worker import transaction
 

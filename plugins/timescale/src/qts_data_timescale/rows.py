@@ -15,21 +15,12 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from qts_data.contracts import OHLCV, Contract
+from qts_data.contracts.trusted import trusted_builder as build_from_values
 
 C = TypeVar("C", bound=Contract)
 
 _new = object.__new__
 _set = object.__setattr__
-
-
-def trusted(cls: type[C], values: dict[str, Any]) -> C:
-    """A ``cls`` holding ``values`` (every field, in field order), not validated."""
-    obj = _new(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(values))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
 
 
 def trusted_builder(
@@ -42,15 +33,10 @@ def trusted_builder(
     fields = tuple(cls.model_fields)
     if tuple(columns or cls.db_columns) != fields:
         raise ValueError(f"{cls.__name__}: columns {columns} are not its fields {fields} in order")
-    fields_set = frozenset(fields)
+    from_values = build_from_values(cls)
 
     def build(row: Iterable[Any]) -> C:
-        obj = _new(cls)
-        _set(obj, "__dict__", dict(zip(fields, row, strict=True)))
-        _set(obj, "__pydantic_fields_set__", set(fields_set))
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
-        return obj
+        return from_values(dict(zip(fields, row, strict=True)))
 
     return build
 
