@@ -5,8 +5,7 @@
 1. ns per ``publish_nowait`` of a P3 event (the cost an event adds to a cache
    hit) beside a plain ``deque.append`` in the same run, with the ratio; also
    the P3 sampling path (queue above its high-water mark), a dispatcher without
-   sinks, ``emit_nowait`` (which builds the Event), building an Event alone,
-   and the old in-order ``EventBus.publish`` to a fast memory sink.
+   sinks, ``emit_nowait`` (which builds the Event) and building an Event alone.
 2. P0 delivery latency (publish -> the sink's deliver() called with it), p50,
    p99 and max, for a slow sink: with no backlog, with 50,000 P3 events queued
    (kept topped up) to a sink that is slow by waiting (20 µs of I/O per event),
@@ -27,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from qts_data.contracts import Event, Priority
-from qts_data.events import EventBus, EventDispatcher, EventSettings
+from qts_data.events import EventDispatcher, EventSettings
 from qts_data.interfaces import EventSink
 from qts_data_memory.sink import MemoryEventSink
 
@@ -84,16 +83,6 @@ def bench_publish(ops: int) -> list[tuple[str, float]]:
         for n in range(ops):
             Event(Priority.P3, "cache.hit", "cache", {"kind": "price", "n": n})
 
-    async def old_bus() -> float:
-        bus = EventBus([MemoryEventSink(capacity=1_000)])
-        best = float("inf")
-        for _ in range(5):
-            t = time.perf_counter()
-            for event in events:
-                await bus.publish(event)
-            best = min(best, time.perf_counter() - t)
-        return best / ops * 1e9
-
     rows = [
         ("deque.append", best_ns(5, ops, plain_deque)),
         ("publish_nowait P3", best_ns(5, ops, publish_nowait)),
@@ -101,7 +90,6 @@ def bench_publish(ops: int) -> list[tuple[str, float]]:
         ("publish_nowait P3, no sinks", best_ns(5, ops, publish_no_sinks)),
         ("Event(...) alone", best_ns(5, ops, build_event)),
         ("emit_nowait P3 (builds the Event)", best_ns(5, ops, emit_nowait)),
-        ("old EventBus.publish, memory sink", asyncio.run(old_bus())),
     ]
     return rows
 

@@ -229,7 +229,7 @@ async def test_a_required_component_that_fails_to_open_fails_the_stack_and_close
 
 
 async def test_events_reach_every_sink_even_when_one_fails() -> None:
-    from qts_data.events import EventBus
+    from qts_data.events import EventDispatcher, EventSettings
 
     class Failing(MemoryEventSink):
         async def deliver(self, events: Sequence[Any]) -> None:
@@ -237,9 +237,12 @@ async def test_events_reach_every_sink_even_when_one_fails() -> None:
 
     good, bad = MemoryEventSink(), Failing()
     good.name, bad.name = "good", "bad"
-    bus = EventBus([bad, good])
+    bus = EventDispatcher([bad, good], EventSettings(retry_attempts=0))
+    await bus.start()
     await bus.emit(Priority.P1, "test.event", "test", n=1)
-    await bus.emit(Priority.P3, "test.event", "test", n=2)
+    await bus.emit(Priority.P1, "test.event", "test", n=2)
+    await bus.drain(5)
+    await bus.stop()
     assert [e.payload["n"] for e in good.events] == [1, 2]
     summary = bus.summary()["sinks"]
     assert summary["bad"]["failed_events"] == 2

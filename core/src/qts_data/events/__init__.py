@@ -1,7 +1,6 @@
-"""Events: the prioritised dispatcher, its queues and degradation levels; the simple bus; the logging sink."""
+"""Events: the prioritised dispatcher, its queues and degradation levels; the logging sink."""
 
 from qts_data.contracts import Event, Priority
-from qts_data.events.bus import EventBus, SinkCounters
 from qts_data.events.degradation import Degradation, DegradationLevel, LevelChange
 from qts_data.events.delivery import DeliveryCounters
 from qts_data.events.dispatcher import LEVEL_CHANGED, EventDispatcher
@@ -24,7 +23,6 @@ __all__ = [
     "DegradationLevel",
     "DeliveryCounters",
     "Event",
-    "EventBus",
     "EventBusClosed",
     "EventDispatcher",
     "EventQueue",
@@ -35,5 +33,4 @@ __all__ = [
     "Priority",
     "RingQueue",
     "SamplingQueue",
-    "SinkCounters",
 ]

@@ -55,7 +55,7 @@ LEVEL_CHANGED = "events.level_changed"
 
 
 class EventDispatcher:
-    """Delivers prioritised events to sinks; a drop-in replacement of :class:`EventBus`.
+    """Delivers prioritised events to sinks (the stack's ``Stack.events``).
 
     Use ``await start()`` once the sinks are open and ``await stop()`` before
     they close (or ``async with``).
@@ -101,7 +101,7 @@ class EventDispatcher:
         self.p0_waits = 0
         self._put: list[Callable[[Event], None]] = self._accepting_puts()
 
-    # -- the EventBus surface ------------------------------------------------------------------
+    # -- publishing --------------------------------------------------------------------------------
     @property
     def enabled(self) -> bool:
         """Whether there is any sink; without one, publishing costs (almost) nothing."""

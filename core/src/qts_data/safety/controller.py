@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable, Sequence
 
 from qts_data.contracts import Priority, SafetyChange, SafetyState
-from qts_data.events.bus import EventBus
 from qts_data.events.dispatcher import EventDispatcher
 from qts_data.interfaces import SafetyListener
 
@@ -25,7 +24,7 @@ class SafetyController:
     def __init__(
         self,
         listeners: Sequence[SafetyListener] = (),
-        events: EventDispatcher | EventBus | None = None,
+        events: EventDispatcher | None = None,
         internal: Sequence[Callable[[SafetyChange], None]] = (),
     ) -> None:
         self.state = SafetyState.NORMAL
