@@ -21,7 +21,7 @@ async def test_a_healthy_adapter_reports_latency_pool_versions_and_schema(
     details = status.details
     assert details["server_version"]
     assert details["timescaledb"] is None  # plain PostgreSQL on this machine
-    assert (details["flavour"], details["schema_version"]) == ("plain", 3)
+    assert (details["flavour"], details["schema_version"]) == ("plain", 4)
     assert details["pool"]["max"] == 4
     assert 0 <= details["pool_use"] <= 1
     assert details["query_p99_ms"] > 0

@@ -151,7 +151,7 @@ def test_migrate_ingest_query_and_db_commands(config: Path, tmp_path: Path) -> N
     assert "CREATE TABLE tick_data" in dry.stdout and "-- TimescaleDB absent" in dry.stdout
     migrated = cli("migrate", str(config))
     assert migrated.returncode == 0, migrated.stderr
-    assert "adapters.store: schema version 0 -> 3" in migrated.stdout
+    assert "adapters.store: schema version 0 -> 4" in migrated.stdout
     assert "nothing to apply" in cli("migrate", str(config)).stdout
 
     ticks = tmp_path / "ticks.csv"

@@ -20,8 +20,17 @@ T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
 def test_every_version_exists_in_both_flavours() -> None:
     plain = [m.label for m in migrations("plain")]
     timescale = [m.label for m in migrations("timescale")]
-    assert plain == timescale == ["0001_tables", "0002_aggregates", "0003_policies"]
-    assert latest_version() == 3
+    assert (
+        plain
+        == timescale
+        == [
+            "0001_tables",
+            "0002_aggregates",
+            "0003_policies",
+            "0004_outbox",
+        ]
+    )
+    assert latest_version() == 4
     assert "by_range('time', INTERVAL '1 day')" in migrations("timescale")[0].sql
     assert "time_bucket(" not in "".join(m.sql for m in migrations("plain"))
 
@@ -36,8 +45,13 @@ async def test_dry_run_prints_the_plain_sql_and_writes_nothing(
         report = await adapter.migrate(dry_run=True)
     finally:
         await adapter.close()
-    assert (report.from_version, report.to_version) == (0, 3)
-    assert report.applied == ["0001_tables", "0002_aggregates", "0003_policies"]
+    assert (report.from_version, report.to_version) == (0, 4)
+    assert report.applied == [
+        "0001_tables",
+        "0002_aggregates",
+        "0003_policies",
+        "0004_outbox",
+    ]
     sql = "\n".join(report.statements)
     for fragment in (
         "CREATE TABLE IF NOT EXISTS qts_schema_version",
@@ -47,6 +61,7 @@ async def test_dry_run_prints_the_plain_sql_and_writes_nothing(
         "date_bin(INTERVAL '1 minute'",
         "CREATE TABLE qts_retention_policies",
         "INSERT INTO qts_schema_version",
+        "CREATE TABLE qts_outbox",
     ):
         assert fragment in sql
     assert any("TimescaleDB absent" in note for note in report.notes)
@@ -75,15 +90,15 @@ async def test_later_versions_upgrade_earlier_ones_and_rerunning_is_harmless(
     assert first.applied == ["0001_tables"]
     assert (upgrade.from_version, upgrade.to_version, upgrade.applied) == (
         1,
-        3,
-        ["0002_aggregates", "0003_policies"],
+        4,
+        ["0002_aggregates", "0003_policies", "0004_outbox"],
     )
-    assert (again.from_version, again.to_version, again.applied) == (3, 3, [])
+    assert (again.from_version, again.to_version, again.applied) == (4, 4, [])
     recorded = run_psql(
         dsn,
         "SELECT string_agg(version || ':' || flavour, ',' ORDER BY version) FROM qts_schema_version",
     )
-    assert recorded == "1:plain,2:plain,3:plain"
+    assert recorded == "1:plain,2:plain,3:plain,4:plain"
 
 
 async def test_two_migrators_at_once_apply_each_version_once(
@@ -99,8 +114,8 @@ async def test_two_migrators_at_once_apply_each_version_once(
         for adapter in adapters:
             await adapter.close()
     applied = sorted(label for report in reports for label in report.applied)
-    assert applied == ["0001_tables", "0002_aggregates", "0003_policies"]
-    assert run_psql(dsn, "SELECT count(*) FROM qts_schema_version") == "3"
+    assert applied == ["0001_tables", "0002_aggregates", "0003_policies", "0004_outbox"]
+    assert run_psql(dsn, "SELECT count(*) FROM qts_schema_version") == "4"
 
 
 async def test_timescaledb_required_but_absent_is_an_error(
@@ -123,7 +138,7 @@ async def test_an_unmigrated_database_opens_degraded_and_says_to_migrate(
     try:
         status = await adapter.health_check()
         assert status.state is HealthState.DEGRADED
-        assert "schema version 0 of 3: run `qts-data migrate`" in status.message
+        assert "schema version 0 of 4: run `qts-data migrate`" in status.message
         with pytest.raises(SchemaMissingError, match="qts-data migrate"):
             await adapter.fetch_positions()
         with pytest.raises(SchemaMissingError, match="qts-data migrate"):

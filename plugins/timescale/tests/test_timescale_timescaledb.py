@@ -89,8 +89,8 @@ async def fetch(engine: WasmEngine, sql: str, *args: Any) -> list[asyncpg.Record
 
 def test_dry_run_prints_timescaledb_sql_and_writes_nothing(migrated_engine: MigratedEngine) -> None:
     dry = migrated_engine.dry_run
-    assert (dry.from_version, dry.to_version) == (0, 3)
-    assert dry.applied == ["0001_tables", "0002_aggregates", "0003_policies"]
+    assert (dry.from_version, dry.to_version) == (0, 4)
+    assert dry.applied == ["0001_tables", "0002_aggregates", "0003_policies", "0004_outbox"]
     sql = "\n".join(dry.statements)
     assert "create_hypertable('tick_data', by_range('time', INTERVAL '1 day')" in sql
     assert "WITH (timescaledb.continuous, timescaledb.materialized_only = false)" in sql
@@ -103,10 +103,10 @@ def test_versions_upgrade_one_after_another_and_rerunning_is_harmless(
     migrated_engine: MigratedEngine,
 ) -> None:
     assert migrated_engine.first.applied == ["0001_tables"]
-    assert (migrated_engine.upgrade.from_version, migrated_engine.upgrade.to_version) == (1, 3)
-    assert migrated_engine.upgrade.applied == ["0002_aggregates", "0003_policies"]
+    assert (migrated_engine.upgrade.from_version, migrated_engine.upgrade.to_version) == (1, 4)
+    assert migrated_engine.upgrade.applied == ["0002_aggregates", "0003_policies", "0004_outbox"]
     assert migrated_engine.again.applied == []
-    assert (migrated_engine.again.from_version, migrated_engine.again.to_version) == (3, 3)
+    assert (migrated_engine.again.from_version, migrated_engine.again.to_version) == (4, 4)
     assert any("TimescaleDB 2." in note for note in migrated_engine.first.notes)
 
 

@@ -12,7 +12,7 @@ from qts_data_timescale.adapter import TimescaleAdapter
 #: Every table of the schema, emptied between tests.
 TABLES = (
     "positions, strategies, risk_configs, t_ledger_keys, t_ledger, tick_data, ohlcv_1d, "
-    "ohlcv_bars, execution_logs"
+    "ohlcv_bars, execution_logs, qts_outbox, qts_outbox_lease"
 )
 WASM_RUN = Path(
     os.environ.get(

@@ -43,8 +43,15 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
-from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
-from qts_data.outbox.record import Outbox
+from qts_data.errors import ConfigError
+from qts_data.interfaces import (
+    Capability,
+    DataSourceAdapter,
+    IngestResult,
+    OutboxHosting,
+    TickSource,
+)
+from qts_data.outbox.record import Outbox, TransactionalOutbox
 from qts_data.outbox.relay import OutboxRelay
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
 
@@ -61,6 +68,11 @@ class HybridSettings(Settings):
     mode: DataSourceMode = DataSourceMode.HYBRID
     #: In HYBRID, the side reads come from and writes commit to first.
     primary: Literal["sheets", "db"] = "sheets"
+    #: Where the outbox is kept: ``database`` (in the primary's own database, committed in
+    #: the same transaction as each write: the ``timescale`` adapter offers it), ``file``
+    #: (a local SQLite file, ``outbox_path``), or ``auto``: the database when the primary
+    #: offers it, the file otherwise.
+    outbox: Literal["auto", "database", "file"] = "auto"
     #: The outbox file (relative to the configuration file's folder).
     outbox_path: str = "qts-data-outbox.sqlite"
     relay_batch_size: int = Field(default=50, ge=1)
@@ -162,6 +174,13 @@ class HybridAdapter(DelegatingAdapter):
             or not self._writable(second, capability)
         ):
             return await apply(target)
+        if isinstance(outbox, TransactionalOutbox):  # the record commits with the write
+            _, result = await outbox.commit_with(
+                op, key, contract.to_json(), lambda: apply(target), extra=extra
+            )
+            if self.relay is not None:
+                self.relay.kick()
+            return result
         record = await outbox.add(op, key, contract.to_json(), extra=extra)
         try:
             result = await apply(target)
@@ -327,16 +346,26 @@ class HybridAdapter(DelegatingAdapter):
 
 
 def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
-    outbox = None
+    sheets, db = ctx.adapter(settings.sheets), ctx.adapter(settings.db)
+    outbox: Outbox | None = None
     if settings.mode is DataSourceMode.HYBRID:
-        from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when a stack needs it
+        owner = f"{os.getpid()}-{time.time_ns()}"
+        primary = db if settings.primary == "db" else sheets
+        if settings.outbox != "file" and isinstance(primary, OutboxHosting):
+            outbox = primary.transactional_outbox(owner)
+        elif settings.outbox == "database":
+            raise ConfigError(
+                f"outbox = 'database' needs a primary that keeps an outbox in its database "
+                f"(such as a 'timescale' adapter as the primary db); the primary "
+                f"{settings.primary} is a {type(primary).__name__}: use outbox = 'file' or 'auto'"
+            )
+        else:
+            from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when needed
 
-        outbox = SqliteOutbox(
-            ctx.resolve_path(settings.outbox_path), owner=f"{os.getpid()}-{time.time_ns()}"
-        )
+            outbox = SqliteOutbox(ctx.resolve_path(settings.outbox_path), owner=owner)
     return HybridAdapter(
-        ctx.adapter(settings.sheets),
-        ctx.adapter(settings.db),
+        sheets,
+        db,
         settings.mode,
         settings.primary,
         outbox=outbox,

@@ -15,6 +15,7 @@ from qts_data.interfaces.operations import (
     MaintenanceReport,
     Migratable,
     MigrationReport,
+    OutboxHosting,
     StorageInspectable,
     StorageReport,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "MessageHandler",
     "Migratable",
     "MigrationReport",
+    "OutboxHosting",
     "SafetyListener",
     "StorageInspectable",
     "StorageReport",

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from qts_data.contracts import Interval
+
+if TYPE_CHECKING:
+    from qts_data.outbox.record import TransactionalOutbox
 
 
 @dataclass
@@ -71,3 +74,14 @@ class GapChecking(Protocol):
 @runtime_checkable
 class Maintainable(Protocol):
     async def maintain(self) -> MaintenanceReport: ...
+
+
+@runtime_checkable
+class OutboxHosting(Protocol):
+    """An adapter that can keep the hybrid dual-write's outbox in its own database, so that
+    a write and its outbox record commit in one transaction (the ``hybrid`` composition
+    uses it when this adapter is the primary)."""
+
+    def transactional_outbox(self, owner: str) -> TransactionalOutbox:
+        """A new, unopened outbox in this adapter's store; ``owner`` names the process."""
+        ...

@@ -1,6 +1,15 @@
 """The outbox of the hybrid dual-write: durable records of writes the secondary must receive."""
 
-from qts_data.outbox.record import INTENT, OPERATIONS, READY, Outbox, OutboxRecord
+from typing import TYPE_CHECKING
+
+from qts_data.outbox.record import (
+    INTENT,
+    OPERATIONS,
+    READY,
+    Outbox,
+    OutboxRecord,
+    TransactionalOutbox,
+)
 from qts_data.outbox.relay import OutboxRelay, apply_batch, apply_record
 
 __all__ = [
@@ -11,9 +20,13 @@ __all__ = [
     "OutboxRecord",
     "OutboxRelay",
     "SqliteOutbox",
+    "TransactionalOutbox",
     "apply_batch",
     "apply_record",
 ]
+
+if TYPE_CHECKING:
+    from qts_data.outbox.sqlite_outbox import SqliteOutbox
 
 
 def __getattr__(name: str) -> object:

@@ -8,9 +8,9 @@ Delivery is at least once; the key makes a repeated delivery harmless.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from qts_data.contracts import (
     OHLCV,
@@ -21,6 +21,8 @@ from qts_data.contracts import (
     RiskConfig,
     StrategyParam,
 )
+
+T = TypeVar("T")
 
 #: Operation name -> the contract its payload holds.
 OPERATIONS: dict[str, type[Contract]] = {
@@ -94,3 +96,39 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     async def depth(self) -> tuple[int, int | None]:
         """(records waiting, creation time of the oldest in µs or None)."""
+
+    async def claim_delivery(self) -> bool:
+        """Whether this process's relay may deliver now. An outbox that several processes
+        share lets one relay deliver at a time (so records go out in order); a private
+        one always says yes."""
+        return True
+
+    @abc.abstractmethod
+    async def leftover_intents(self) -> list[OutboxRecord]:
+        """Intent records of other (dead) owners, oldest first: their primary write may not
+        have happened, so the relay replays them to the primary before delivering them."""
+
+
+class TransactionalOutbox(Outbox):
+    """An outbox kept in the primary store itself (PostgreSQL for the ``timescale`` adapter).
+
+    The record commits in the same transaction as the primary write: both are
+    stored or neither is, so there is no intent to replay after a crash. Such an
+    outbox may be shared by several processes; it lets one relay deliver at a time.
+    """
+
+    @abc.abstractmethod
+    async def commit_with(
+        self,
+        op: str,
+        key: str,
+        payload: str,
+        write: Callable[[], Awaitable[T]],
+        *,
+        extra: str | None = None,
+    ) -> tuple[int, T]:
+        """Run ``write`` (one write on the primary) with a ``ready`` record in its transaction.
+
+        Returns the record's id and what ``write`` returned. When ``write`` raises, nothing
+        of it and no record is stored. ``write`` must make exactly one write on the store
+        that keeps this outbox; anything else raises :class:`RuntimeError`."""

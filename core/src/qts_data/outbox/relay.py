@@ -117,10 +117,7 @@ class OutboxRelay:
 
     async def recover(self) -> None:
         """Replay leftover intents of dead processes to the primary, then make them deliverable."""
-        leftovers = getattr(self.outbox, "leftover_intents", None)
-        if leftovers is None:
-            return
-        for record in await leftovers():
+        for record in await self.outbox.leftover_intents():
             try:
                 await apply_record(self.primary, record)
             except Exception as exc:
@@ -131,6 +128,8 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Deliver one batch; returns how many records were delivered (raises on failure)."""
+        if not await self.outbox.claim_delivery():
+            return 0  # another process's relay delivers
         records = await self.outbox.peek(self.batch_size, states=(INTENT, READY))
         ready = []
         for record in records:  # keep order: stop at a write whose primary is still in flight

@@ -55,7 +55,7 @@ class _Context:
         config = self._stack.config.components[self._current]
         if (kind, name) not in config.depends_on:
             raise ConfigError(
-                f"{config.path}: its factory asked for {kind.section}.{name}, which its settings do not name"
+                f"its factory asked for {kind.section}.{name}, which its settings do not name"
             )
         return self._stack.components[(kind, name)]
 
@@ -125,8 +125,10 @@ class Stack:
                 component = component_config.spec.factory(
                     component_config.settings, _Context(self, key)
                 )
-            except ConfigError:
-                raise
+            except ConfigError as exc:  # a setting the factory refuses: say where it is
+                raise ConfigError(
+                    mask(f"{self.config.source}: {component_config.path}: {exc}")
+                ) from None
             except ImportError as exc:
                 raise ConfigError(
                     mask(

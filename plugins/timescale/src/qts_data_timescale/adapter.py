@@ -63,6 +63,7 @@ from qts_data_timescale.errors import (
 from qts_data_timescale.ingest import Row, WriteBatch, run_ingest
 from qts_data_timescale.metrics import LatencyWindow
 from qts_data_timescale.migrations import Flavour, latest_version
+from qts_data_timescale.outbox import PostgresOutbox, take_companion
 from qts_data_timescale.replica import Replica, close_pool
 from qts_data_timescale.rows import candles, row_getter, trusted_builder
 from qts_data_timescale.schema import SchemaState, apply_migrations, read_schema_state
@@ -160,8 +161,9 @@ class TimescaleAdapter(DataSourceAdapter):
 
     Also :class:`~qts_data.interfaces.Migratable` (``migrate``),
     :class:`~qts_data.interfaces.StorageInspectable` (``storage_report``),
-    :class:`~qts_data.interfaces.GapChecking` (``find_gaps``) and
-    :class:`~qts_data.interfaces.Maintainable` (``maintain``).
+    :class:`~qts_data.interfaces.GapChecking` (``find_gaps``),
+    :class:`~qts_data.interfaces.Maintainable` (``maintain``) and
+    :class:`~qts_data.interfaces.OutboxHosting` (``transactional_outbox``).
     """
 
     def __init__(self, settings: TimescaleSettings | None = None, **overrides: Any) -> None:
@@ -271,6 +273,26 @@ class TimescaleAdapter(DataSourceAdapter):
                 self._latency.add((time.perf_counter() - started) * 1000)
             return result
 
+    async def _write(self, where: str, work: Work[T], *, retry: bool) -> T:
+        """Run the write ``work`` on the primary, in one transaction with the outbox record
+        that :meth:`PostgresOutbox.commit_with` attached to it, if any."""
+        companion = take_companion(self)
+        if companion is None:
+            return await self._primary(where, work, retry=retry)
+
+        async def together(conn: Conn) -> T:
+            async with conn.transaction():
+                result = await work(conn)
+                await companion.run(conn)
+            return result
+
+        return await self._primary(f"{where} with its outbox record", together, retry=retry)
+
+    def transactional_outbox(self, owner: str) -> PostgresOutbox:
+        """The hybrid dual-write's outbox in this database (``qts_outbox``), its records
+        committed with this adapter's writes (:class:`~qts_data.interfaces.OutboxHosting`)."""
+        return PostgresOutbox(self, owner)
+
     async def _read(self, where: str, work: Work[T]) -> T:
         """Run the read ``work`` on the replica when it is usable, else on the primary."""
         replica = self._replica
@@ -316,7 +338,7 @@ class TimescaleAdapter(DataSourceAdapter):
         async def work(conn: Conn) -> None:
             await conn.execute(q.SAVE_POSITION, *values)
 
-        await self._primary("save_position", work, retry=True)
+        await self._write("save_position", work, retry=True)
 
     # -- ledger --------------------------------------------------------------------------------
     async def append_ledger(self, entry: LedgerEntry) -> bool:
@@ -331,7 +353,7 @@ class TimescaleAdapter(DataSourceAdapter):
 
         # A keyed entry is recorded once however often it is sent, so it may be
         # retried; one without a key could be recorded twice by a retry.
-        return await self._primary("append_ledger", work, retry=key is not None)
+        return await self._write("append_ledger", work, retry=key is not None)
 
     async def fetch_ledger(
         self,
@@ -438,7 +460,7 @@ class TimescaleAdapter(DataSourceAdapter):
             else:
                 await conn.execute(q.UPSERT_BARS, *columns, step.value)
 
-        await self._primary("upsert_ohlcv", work, retry=True)
+        await self._write("upsert_ohlcv", work, retry=True)
         return len(rows)
 
     async def fetch_ohlcv(
@@ -464,7 +486,7 @@ class TimescaleAdapter(DataSourceAdapter):
         async def work(conn: Conn) -> bool:
             return _count(await conn.execute(q.STORE_LOG, *values)) == 1
 
-        return await self._primary("store_execution_result", work, retry=False)
+        return await self._write("store_execution_result", work, retry=False)
 
     async def fetch_execution_logs(
         self,
@@ -498,7 +520,7 @@ class TimescaleAdapter(DataSourceAdapter):
         async def work(conn: Conn) -> None:
             await conn.execute(q.SAVE_STRATEGY, *values)
 
-        await self._primary("save_strategy_param", work, retry=True)
+        await self._write("save_strategy_param", work, retry=True)
 
     async def fetch_risk_configs(self) -> list[RiskConfig]:
         async def work(conn: Conn) -> list[RiskConfig]:
@@ -513,7 +535,7 @@ class TimescaleAdapter(DataSourceAdapter):
         async def work(conn: Conn) -> None:
             await conn.execute(q.SAVE_RISK, *values)
 
-        await self._primary("save_risk_config", work, retry=True)
+        await self._write("save_risk_config", work, retry=True)
 
     # -- raw rows --------------------------------------------------------------------------------
     async def fetch_raw_data(self, sheet: str) -> list[dict[str, str]]:
