@@ -12,7 +12,7 @@ import pytest
 from qts_data import open_stack
 from qts_data.compositions import HybridAdapter
 from qts_data.contracts import HealthState, LedgerEntry, Position, TickData
-from qts_data.errors import NotSupportedError
+from qts_data.errors import ConfigError, NotSupportedError
 from qts_data.outbox import SqliteOutbox
 from qts_data.plugins import ComponentKind
 from qts_data_memory.adapter import MemoryAdapter
@@ -261,3 +261,47 @@ async def test_config_that_sheets_only_reads_is_written_to_the_database(tmp_path
     assert await db.fetch_strategy_params("s1") == [param]
     assert adapter.outbox is not None and (await adapter.outbox.depth())[0] == 0
     await adapter.close()
+
+
+class Counting(MemoryAdapter):
+    """A secondary whose batch deliveries are slow and counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = 0
+
+    async def append_ledger_batch(self, entries: Any) -> int:
+        batch = list(entries)
+        self.received += len(batch)
+        await asyncio.sleep(0.05)
+        added = 0
+        for one in batch:
+            added += await self.append_ledger(one)
+        return added
+
+
+async def test_flushing_while_the_relay_runs_sends_each_record_once(tmp_path: Path) -> None:
+    secondary = Counting()
+    adapter = hybrid(MemoryAdapter(), secondary, tmp_path / "outbox.sqlite")
+    await adapter.open()
+    try:
+        for n in range(20):
+            assert await adapter.append_ledger(entry(f"o-{n}"))
+            if n % 5 == 0:
+                await asyncio.sleep(0.03)  # the relay's loop is mid-delivery now and then
+        assert await adapter.flush(5)
+    finally:
+        await adapter.close()
+    assert secondary.received == 20
+    assert adapter.relay is not None and adapter.relay.delivered == 20
+
+
+def test_an_outbox_in_a_database_needs_a_primary_that_keeps_one(tmp_path: Path) -> None:
+    config = tmp_path / "qts.toml"
+    config.write_text(HYBRID.format(mode="HYBRID", primary="db") + 'outbox = "database"\n')
+    with pytest.raises(ConfigError) as raised:
+        open_stack(config)
+    message = str(raised.value)
+    assert str(config) in message and "adapters.main" in message
+    assert "outbox = 'database' needs a primary that keeps an outbox" in message
+    assert "MemoryAdapter" in message

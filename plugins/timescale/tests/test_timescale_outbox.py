@@ -177,8 +177,7 @@ async def test_one_relay_delivers_at_a_time(empty_database: str) -> None:
     await first.open()
     await second.open()
     a = first.transactional_outbox("a")
-    b = second.transactional_outbox("b")
-    b.lease_s = 0.3
+    b = second.transactional_outbox("b", lease_s=0.3)
     try:
         await a.open()
         await b.open()

@@ -78,6 +78,9 @@ class HybridSettings(Settings):
     relay_batch_size: int = Field(default=50, ge=1)
     relay_interval_s: float = Field(default=0.5, gt=0)
     relay_max_backoff_s: float = Field(default=30.0, gt=0)
+    #: With the outbox in the database, processes sharing it deliver one at a time; a turn
+    #: lasts this long without renewal, so after a crash another process delivers within it.
+    relay_lease_s: float = Field(default=15.0, gt=0)
     #: Health turns DEGRADED when the oldest undelivered record is older than this.
     outbox_alert_age_s: float = Field(default=60.0, gt=0)
 
@@ -352,7 +355,7 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
         owner = f"{os.getpid()}-{time.time_ns()}"
         primary = db if settings.primary == "db" else sheets
         if settings.outbox != "file" and isinstance(primary, OutboxHosting):
-            outbox = primary.transactional_outbox(owner)
+            outbox = primary.transactional_outbox(owner, lease_s=settings.relay_lease_s)
         elif settings.outbox == "database":
             raise ConfigError(
                 f"outbox = 'database' needs a primary that keeps an outbox in its database "

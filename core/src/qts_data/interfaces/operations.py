@@ -82,6 +82,9 @@ class OutboxHosting(Protocol):
     a write and its outbox record commit in one transaction (the ``hybrid`` composition
     uses it when this adapter is the primary)."""
 
-    def transactional_outbox(self, owner: str) -> TransactionalOutbox:
-        """A new, unopened outbox in this adapter's store; ``owner`` names the process."""
+    def transactional_outbox(self, owner: str, *, lease_s: float = 15.0) -> TransactionalOutbox:
+        """A new, unopened outbox in this adapter's store; ``owner`` names the process.
+
+        Processes sharing the store deliver one at a time: a relay's turn lasts ``lease_s``
+        without renewal, so after a crash another process delivers within ``lease_s``."""
         ...

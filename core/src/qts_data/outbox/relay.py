@@ -96,6 +96,7 @@ class OutboxRelay:
         self.last_success: float | None = None
         self._backoff = 0.0
         self._wake = asyncio.Event()
+        self._delivering = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -128,6 +129,10 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Deliver one batch; returns how many records were delivered (raises on failure)."""
+        async with self._delivering:  # drain() and the loop must not send one batch twice
+            return await self._deliver_batch()
+
+    async def _deliver_batch(self) -> int:
         if not await self.outbox.claim_delivery():
             return 0  # another process's relay delivers
         records = await self.outbox.peek(self.batch_size, states=(INTENT, READY))

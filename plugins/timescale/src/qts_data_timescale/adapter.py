@@ -288,10 +288,10 @@ class TimescaleAdapter(DataSourceAdapter):
 
         return await self._primary(f"{where} with its outbox record", together, retry=retry)
 
-    def transactional_outbox(self, owner: str) -> PostgresOutbox:
+    def transactional_outbox(self, owner: str, *, lease_s: float = 15.0) -> PostgresOutbox:
         """The hybrid dual-write's outbox in this database (``qts_outbox``), its records
         committed with this adapter's writes (:class:`~qts_data.interfaces.OutboxHosting`)."""
-        return PostgresOutbox(self, owner)
+        return PostgresOutbox(self, owner, lease_s=lease_s)
 
     async def _read(self, where: str, work: Work[T]) -> T:
         """Run the read ``work`` on the replica when it is usable, else on the primary."""

@@ -10,10 +10,15 @@ row) get their outbox ids in the order they committed.
 Processes sharing the database take turns delivering through a lease row
 (``qts_outbox_lease``): the relay of the holder delivers; the others wait, and
 take over when the holder releases it (on close) or stops renewing it (dies).
+The holder renews it in the background every third of ``lease_s``, so a
+delivery slowed down by a Sheets quota storm keeps its turn however long it
+takes: two relays never deliver the same records at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -28,6 +33,8 @@ if TYPE_CHECKING:
     from qts_data_timescale.schema import Conn
 
 __all__ = ["PostgresOutbox"]
+
+log = logging.getLogger("qts_data.outbox")
 
 T = TypeVar("T")
 
@@ -91,11 +98,12 @@ class PostgresOutbox(TransactionalOutbox):
     Uses the adapter's pool: open the adapter first. ``lease_s`` is how long the
     relay's turn lasts without renewal (a relay renews it at every delivery)."""
 
-    def __init__(self, adapter: TimescaleAdapter, owner: str, *, lease_s: float = 30.0) -> None:
+    def __init__(self, adapter: TimescaleAdapter, owner: str, *, lease_s: float = 15.0) -> None:
         self.adapter = adapter
         self.owner = owner
         self.lease_s = lease_s
         self._lease_until = 0.0  # monotonic time until which we hold the lease
+        self._heartbeat: asyncio.Task[None] | None = None
         self._open = False
 
     def __repr__(self) -> str:
@@ -124,6 +132,10 @@ class PostgresOutbox(TransactionalOutbox):
     async def close(self) -> None:
         if not self._open:
             return
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         try:
             if self._lease_until > time.monotonic():
 
@@ -192,18 +204,38 @@ class PostgresOutbox(TransactionalOutbox):
 
     # -- delivering ----------------------------------------------------------------------------
     async def claim_delivery(self) -> bool:
-        now = time.monotonic()
-        if self._lease_until - now > self.lease_s / 2:
-            return True
+        if self._lease_until > time.monotonic():
+            return True  # held, and renewed by the heartbeat
+        if not await self._renew():
+            return False
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._keep_lease(), name="qts-outbox-lease"
+            )
+        return True
+
+    async def _renew(self) -> bool:
+        """Take or extend the lease; whether this process holds it now."""
+        started = time.monotonic()
 
         async def lease(conn: Conn) -> bool:
             return await conn.fetchval(_LEASE, self.owner, self.lease_s) is not None
 
-        if await self._run("lease", lease, retry=True):
-            self._lease_until = now + self.lease_s
-            return True
-        self._lease_until = 0.0
-        return False
+        held = await self._run("lease", lease, retry=True)
+        self._lease_until = started + self.lease_s if held else 0.0
+        return held
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                if await self._renew():
+                    continue
+                log.warning("outbox in %s: another relay took the turn", self.adapter.address)
+            except Exception as exc:  # the database is unreachable: the lease runs out
+                log.warning("outbox in %s: lease not renewed: %s", self.adapter.address, exc)
+                continue
+            return
 
     async def peek(self, limit: int, *, states: Sequence[str] = (READY,)) -> list[OutboxRecord]:
         async def select(conn: Conn) -> list[OutboxRecord]:

@@ -1,0 +1,127 @@
+"""HYBRID with the database primary: the outbox lives in PostgreSQL, committed with each write.
+
+A process killed while Sheets refuses its writes loses nothing: the next
+process delivers what it left; processes sharing the database deliver one at a
+time, and no record reaches the sheet twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from test_rehearsal import SYMBOLS, config, entry, hybrid_of, ledger_keys
+
+from qts_data import open_stack
+from qts_data.interfaces import Migratable
+from qts_data.migration import verify
+from qts_data.testing import run_psql
+from qts_data_sheets.testing import SheetsStandIn, standin_settings
+from qts_data_sheets.testing.fixtures import create_default_spreadsheet
+from qts_data_timescale.outbox import PostgresOutbox
+
+#: A trading process: HYBRID with the database primary, writing while Sheets is down.
+CHILD = """
+import asyncio, json, sys
+from qts_data import open_stack
+from test_rehearsal import entry
+
+async def main(cfg, count):
+    async with open_stack(cfg) as stack:
+        for n in range(count):
+            assert await stack.adapter.append_ledger(entry(n))
+        print("written", flush=True)
+        await asyncio.sleep(3600)  # killed here, its outbox undelivered
+
+asyncio.run(main(json.loads(sys.argv[1]), int(sys.argv[2])))
+"""
+
+
+def hybrid_config(sheets: dict[str, Any], dsn: str, tmp_path: Path) -> dict[str, Any]:
+    cfg = config("HYBRID", "db", sheets, dsn, tmp_path / "unused-outbox.sqlite")
+    cfg["adapters"]["main"]["relay_lease_s"] = 1.0
+    return cfg
+
+
+async def migrate(dsn: str, sheets: dict[str, Any], tmp_path: Path) -> None:
+    async with open_stack(config("DB_ONLY", "db", sheets, dsn, tmp_path / "o.sqlite")) as stack:
+        db = hybrid_of(stack).db
+        assert isinstance(db, Migratable)
+        await db.migrate()
+
+
+async def test_a_killed_process_leaves_its_writes_in_the_database_outbox_and_the_next_delivers_them(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    spreadsheet = create_default_spreadsheet(sheets_standin)
+    sheets = standin_settings(sheets_standin, spreadsheet, timeout_s=0.5, max_retries=1)
+    dsn = make_postgres_database()
+    await migrate(dsn, sheets, tmp_path)
+    cfg = hybrid_config(sheets, dsn, tmp_path)
+
+    sheets_standin.fail_next(100_000, 503, match="values.append")  # Sheets refuses every append
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(cfg), "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.to_thread(child.stdout.readline)
+        assert line.strip() == "written", child.stderr.read() if child.stderr else ""
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert run_psql(dsn, "SELECT count(*) FROM t_ledger") == "30"
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox WHERE op = 'ledger'") == "30"
+    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 0
+
+    sheets_standin.reset_faults()  # Sheets is back; a new process starts
+    async with open_stack(cfg) as stack:
+        adapter = hybrid_of(stack)
+        assert isinstance(adapter.outbox, PostgresOutbox)
+        # the dead process's turn to deliver expires (relay_lease_s), then this one delivers
+        assert await adapter.flush(30), "the outbox did not drain"
+        assert sorted(await ledger_keys(adapter.sheets)) == [f"ord-{n:05d}" for n in range(30)]
+        assert (await verify(adapter.sheets, adapter.db)).ok
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
+    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 30
+
+
+async def test_processes_sharing_the_database_deliver_each_record_once(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    spreadsheet = create_default_spreadsheet(sheets_standin)
+    sheets = standin_settings(sheets_standin, spreadsheet, timeout_s=0.5, max_retries=12)
+    dsn = make_postgres_database()
+    await migrate(dsn, sheets, tmp_path)
+    cfg = hybrid_config(sheets, dsn, tmp_path)
+    cfg["adapters"]["main"]["relay_interval_s"] = 0.05
+
+    async with open_stack(cfg) as one, open_stack(cfg) as two:
+        first, second = hybrid_of(one), hybrid_of(two)
+
+        async def writer(adapter: Any, numbers: range) -> None:
+            for n in numbers:
+                if n % 20 == 0:
+                    sheets_standin.fail_next(4, 429, retry_after=0.01)
+                assert await adapter.append_ledger(entry(n))
+                await adapter.update_position(SYMBOLS[n % len(SYMBOLS)], str(n + 1), "70000")
+
+        await asyncio.gather(writer(first, range(0, 60)), writer(second, range(60, 120)))
+        assert await first.flush(60) and await second.flush(60)
+        delivered = [a.relay.delivered for a in (first, second) if a.relay is not None]
+        report = await verify(first.sheets, first.db)
+        assert report.ok, "\n".join(map(str, report.mismatches))
+    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 120
+    assert sorted(delivered) == [0, 240]  # one relay held the turn and delivered every record
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
