@@ -66,7 +66,7 @@ async def test_a_killed_process_leaves_its_writes_in_the_database_outbox_and_the
     cfg = hybrid_config(sheets, dsn, tmp_path)
 
     sheets_standin.fail_next(100_000, 503, match="values.append")  # Sheets refuses every append
-    child = subprocess.Popen(
+    child = subprocess.Popen(  # noqa: ASYNC220 - started once, read from a thread
         [sys.executable, "-c", CHILD, json.dumps(cfg), "30"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -117,7 +117,7 @@ async def test_processes_sharing_the_database_deliver_each_record_once(
                 assert await adapter.append_ledger(entry(n))
                 await adapter.update_position(SYMBOLS[n % len(SYMBOLS)], str(n + 1), "70000")
 
-        await asyncio.gather(writer(first, range(0, 60)), writer(second, range(60, 120)))
+        await asyncio.gather(writer(first, range(60)), writer(second, range(60, 120)))
         assert await first.flush(60) and await second.flush(60)
         delivered = [a.relay.delivered for a in (first, second) if a.relay is not None]
         report = await verify(first.sheets, first.db)

@@ -116,10 +116,13 @@ async def test_the_whole_migration_loses_and_duplicates_nothing(
         async with open_stack(config("HYBRID", primary, sheets, dsn, outbox)) as stack:
             adapter = hybrid_of(stack)
             # the outbox commits with the database's writes; with Sheets primary it is a file
-            assert type(adapter.outbox).__name__ == {
-                "sheets": "SqliteOutbox",
-                "db": "PostgresOutbox",
-            }[primary]
+            assert (
+                type(adapter.outbox).__name__
+                == {
+                    "sheets": "SqliteOutbox",
+                    "db": "PostgresOutbox",
+                }[primary]
+            )
             await write_stream(adapter, numbers, sheets_standin)
             assert await adapter.flush(60), "the outbox did not drain"
             report = await verify(adapter.sheets, adapter.db)

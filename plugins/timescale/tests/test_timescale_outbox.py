@@ -188,7 +188,10 @@ async def test_one_relay_delivers_at_a_time(empty_database: str) -> None:
         assert await b.claim_delivery()
         await a.open()
         assert not await a.claim_delivery()
-        await asyncio.sleep(0.45)  # b stopped renewing (as a dead process would)
+        await asyncio.sleep(0.45)  # b's heartbeat keeps its turn past lease_s
+        assert not await a.claim_delivery()
+        await second.close()  # b loses its database (as a dead process would)
+        await asyncio.sleep(0.45)
         assert await a.claim_delivery()
     finally:
         await a.close()
