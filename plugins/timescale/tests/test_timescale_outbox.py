@@ -4,15 +4,24 @@ their write (both or neither, also through a lost connection), and one relay at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from timescale_support import make
 
-from qts_data.contracts import LedgerEntry, Position
+from qts_data.contracts import (
+    OHLCV,
+    Contract,
+    ExecutionLog,
+    LedgerEntry,
+    Position,
+    RiskConfig,
+    StrategyParam,
+)
 from qts_data.errors import BackendError, ContractError
 from qts_data.interfaces import OutboxHosting
 from qts_data.outbox import READY, Outbox, OutboxRelay
@@ -87,6 +96,92 @@ async def test_a_write_and_its_record_commit_together(
     )
     assert record.contract() == entry(1)
     assert [e.order_id for e in await adapter.fetch_ledger()] == ["ord-1"]
+
+
+CANDLE = OHLCV(
+    time=T0, symbol="005930", open="70000", high="71000", low="69000", close="70500", volume=10
+)
+DAY = timedelta(days=1)
+UNKEYED = entry(2).model_copy(update={"order_id": None})
+POSITION = Position(symbol="005930", qty="3", avg_price="70000")
+LOG = ExecutionLog(time=T0, order_id="ord-1", symbol="005930", stage="sent", success=True)
+PARAM = StrategyParam(strategy_id="s1", param_name="window", value="20", value_type="int")
+RISK = RiskConfig(config_key="max_loss", value="0.02")
+Call = Callable[[Any], Awaitable[Any]]
+#: op, contract, the write, what it returns, what the database then holds: every write the
+#: hybrid composition dual-writes, each with its outbox record in the same statement.
+WRITES: dict[str, tuple[str, Contract, Call, Any, Call]] = {
+    "ledger": (
+        "ledger",
+        entry(1),
+        lambda a: a.append_ledger(entry(1)),
+        True,
+        lambda a: a.fetch_ledger(),
+    ),
+    "ledger-unkeyed": (
+        "ledger",
+        UNKEYED,
+        lambda a: a.append_ledger(UNKEYED),
+        True,
+        lambda a: a.fetch_ledger(),
+    ),
+    "position": (
+        "position",
+        POSITION,
+        lambda a: a.save_position(POSITION),
+        None,
+        lambda a: a.fetch_positions(),
+    ),
+    "candle-1d": (
+        "candle",
+        CANDLE,
+        lambda a: a.upsert_ohlcv([CANDLE], "1d"),
+        1,
+        lambda a: a.fetch_ohlcv("005930", T0, T0 + DAY, "1d"),
+    ),
+    "candle-1m": (
+        "candle",
+        CANDLE,
+        lambda a: a.upsert_ohlcv([CANDLE], "1m"),
+        1,
+        lambda a: a.fetch_ohlcv("005930", T0, T0 + DAY, "1m"),
+    ),
+    "log": (
+        "execution_log",
+        LOG,
+        lambda a: a.store_execution_result(LOG),
+        True,
+        lambda a: a.fetch_execution_logs("ord-1"),
+    ),
+    "strategy": (
+        "strategy",
+        PARAM,
+        lambda a: a.save_strategy_param(PARAM),
+        None,
+        lambda a: a.fetch_strategy_params("s1"),
+    ),
+    "risk": (
+        "risk",
+        RISK,
+        lambda a: a.save_risk_config(RISK),
+        None,
+        lambda a: a.fetch_risk_configs(),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+async def test_every_dual_written_write_commits_with_its_record(
+    adapter: TimescaleAdapter, outbox: PostgresOutbox, name: str
+) -> None:
+    op, contract, write, returns, stored = WRITES[name]
+    record_id, result = await outbox.commit_with(
+        op, "k", contract.to_json(), lambda: write(adapter)
+    )
+    assert result == returns
+    assert await stored(adapter) == [contract]
+    [record] = await outbox.peek(10)
+    assert (record.id, record.op, record.contract()) == (record_id, op, contract)
 
 
 async def test_a_write_refused_before_the_database_stores_no_record(

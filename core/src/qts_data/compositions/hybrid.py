@@ -75,7 +75,10 @@ class HybridSettings(Settings):
     outbox: Literal["auto", "database", "file"] = "auto"
     #: The outbox file (relative to the configuration file's folder).
     outbox_path: str = "qts-data-outbox.sqlite"
-    relay_batch_size: int = Field(default=50, ge=1)
+    relay_batch_size: int = Field(default=200, ge=1)
+    #: After a write, the relay waits this long for more before it delivers: fewer, bigger
+    #: batches (Sheets allows 60 requests a minute) and less work beside the writers.
+    relay_coalesce_s: float = Field(default=0.25, ge=0)
     relay_interval_s: float = Field(default=0.5, gt=0)
     relay_max_backoff_s: float = Field(default=30.0, gt=0)
     #: With the outbox in the database, processes sharing it deliver one at a time; a turn
@@ -96,7 +99,8 @@ class HybridAdapter(DelegatingAdapter):
         primary: Literal["sheets", "db"] = "sheets",
         *,
         outbox: Outbox | None = None,
-        relay_batch_size: int = 50,
+        relay_batch_size: int = 200,
+        relay_coalesce_s: float = 0.25,
         relay_interval_s: float = 0.5,
         relay_max_backoff_s: float = 30.0,
         outbox_alert_age_s: float = 60.0,
@@ -122,6 +126,7 @@ class HybridAdapter(DelegatingAdapter):
                 second,
                 owner=getattr(outbox, "owner", None),
                 batch_size=relay_batch_size,
+                coalesce_s=relay_coalesce_s,
                 interval_s=relay_interval_s,
                 max_backoff_s=relay_max_backoff_s,
             )
@@ -373,6 +378,7 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
         settings.primary,
         outbox=outbox,
         relay_batch_size=settings.relay_batch_size,
+        relay_coalesce_s=settings.relay_coalesce_s,
         relay_interval_s=settings.relay_interval_s,
         relay_max_backoff_s=settings.relay_max_backoff_s,
         outbox_alert_age_s=settings.outbox_alert_age_s,

@@ -43,6 +43,20 @@ async def apply_record(adapter: DataSourceAdapter, record: OutboxRecord) -> None
         raise ValueError(f"unknown outbox operation {op!r}")
 
 
+#: Records handled between two yields to the event loop: the relay shares the loop with the
+#: writers, and a batch decoded in one go would hold them up for a millisecond.
+YIELD_EVERY = 8
+
+
+async def _contracts(records: Sequence[OutboxRecord]) -> list[Any]:
+    decoded = []
+    for i, record in enumerate(records, 1):
+        decoded.append(record.contract())
+        if i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return decoded
+
+
 async def apply_batch(adapter: DataSourceAdapter, records: Sequence[OutboxRecord]) -> None:
     """Deliver records in order, using the adapter's batch writes when it has them."""
     i = 0
@@ -55,16 +69,17 @@ async def apply_batch(adapter: DataSourceAdapter, records: Sequence[OutboxRecord
         ledger_batch: Any = getattr(adapter, "append_ledger_batch", None)
         position_batch: Any = getattr(adapter, "save_positions", None)
         if op == "ledger" and ledger_batch is not None:
-            await ledger_batch([r.contract() for r in group])
+            await ledger_batch(await _contracts(group))
         elif op == "position" and position_batch is not None:
             latest = {}
-            for r in group:  # only the newest write of each symbol matters
-                contract = r.contract()
+            for contract in await _contracts(group):  # only the newest write of each symbol
                 latest[contract.symbol] = contract
             await position_batch(list(latest.values()))
         else:
-            for record in group:
+            for n, record in enumerate(group, 1):
                 await apply_record(adapter, record)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         i = j
 
 
@@ -75,11 +90,11 @@ class OutboxRelay:
         primary: DataSourceAdapter,
         secondary: DataSourceAdapter,
         *,
-        batch_size: int = 50,
+        batch_size: int = 200,
         interval_s: float = 0.5,
         max_backoff_s: float = 30.0,
         owner: str | None = None,
-        coalesce_s: float = 0.02,
+        coalesce_s: float = 0.25,
     ) -> None:
         self.coalesce_s = coalesce_s
         self.outbox, self.primary, self.secondary = outbox, primary, secondary

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -273,18 +273,27 @@ class TimescaleAdapter(DataSourceAdapter):
                 self._latency.add((time.perf_counter() - started) * 1000)
             return result
 
-    async def _write(self, where: str, work: Work[T], *, retry: bool) -> T:
-        """Run the write ``work`` on the primary, in one transaction with the outbox record
-        that :meth:`PostgresOutbox.commit_with` attached to it, if any."""
+    async def _write(self, where: str, write: q.Write, args: Sequence[Any], *, retry: bool) -> int:
+        """Run one write statement on the primary; returns the rows it wrote.
+
+        When :meth:`PostgresOutbox.commit_with` attached an outbox record to this write,
+        the same statement inserts it (:func:`.queries.with_outbox`): one round trip, and
+        the write and its record commit together or not at all."""
         companion = take_companion(self)
         if companion is None:
-            return await self._primary(where, work, retry=retry)
+            sql = write.sql
 
-        async def together(conn: Conn) -> T:
-            async with conn.transaction():
-                result = await work(conn)
-                await companion.run(conn)
-            return result
+            async def alone(conn: Conn) -> int:
+                return _count(await conn.execute(sql, *args))
+
+            return await self._primary(where, alone, retry=retry)
+        together_sql = q.with_outbox(write, len(args))
+
+        async def together(conn: Conn) -> int:
+            row = await conn.fetchrow(together_sql, *args, *companion.record)
+            assert row is not None
+            companion.record_id = int(row["record_id"])
+            return int(row["written"])
 
         return await self._primary(f"{where} with its outbox record", together, retry=retry)
 
@@ -333,27 +342,21 @@ class TimescaleAdapter(DataSourceAdapter):
 
     async def save_position(self, position: Position) -> None:
         _expect(position, Position, "save_position")
-        values = _position_row(position)
-
-        async def work(conn: Conn) -> None:
-            await conn.execute(q.SAVE_POSITION, *values)
-
-        await self._write("save_position", work, retry=True)
+        await self._write("save_position", q.SAVE_POSITION, _position_row(position), retry=True)
 
     # -- ledger --------------------------------------------------------------------------------
     async def append_ledger(self, entry: LedgerEntry) -> bool:
         _expect(entry, LedgerEntry, "append_ledger")
         values = _ledger_row(entry)
         key = entry.idempotency_key
-
-        async def work(conn: Conn) -> bool:
-            if key is None:
-                return _count(await conn.execute(q.APPEND_LEDGER, *values)) == 1
-            return _count(await conn.execute(q.APPEND_LEDGER_ONCE, *values, key)) == 1
-
         # A keyed entry is recorded once however often it is sent, so it may be
         # retried; one without a key could be recorded twice by a retry.
-        return await self._write("append_ledger", work, retry=key is not None)
+        if key is None:
+            return await self._write("append_ledger", q.APPEND_LEDGER, values, retry=False) == 1
+        written = await self._write(
+            "append_ledger", q.APPEND_LEDGER_ONCE, (*values, key), retry=True
+        )
+        return written == 1
 
     async def fetch_ledger(
         self,
@@ -453,14 +456,10 @@ class TimescaleAdapter(DataSourceAdapter):
         if not latest:
             return 0
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
-
-        async def work(conn: Conn) -> None:
-            if step is Interval.D1:
-                await conn.execute(q.UPSERT_DAILY, *columns)
-            else:
-                await conn.execute(q.UPSERT_BARS, *columns, step.value)
-
-        await self._write("upsert_ohlcv", work, retry=True)
+        if step is Interval.D1:
+            await self._write("upsert_ohlcv", q.UPSERT_DAILY, columns, retry=True)
+        else:
+            await self._write("upsert_ohlcv", q.UPSERT_BARS, (*columns, step.value), retry=True)
         return len(rows)
 
     async def fetch_ohlcv(
@@ -481,12 +480,10 @@ class TimescaleAdapter(DataSourceAdapter):
     # -- execution logs -----------------------------------------------------------------------
     async def store_execution_result(self, log: ExecutionLog) -> bool:
         _expect(log, ExecutionLog, "store_execution_result")
-        values = _log_row(log)
-
-        async def work(conn: Conn) -> bool:
-            return _count(await conn.execute(q.STORE_LOG, *values)) == 1
-
-        return await self._write("store_execution_result", work, retry=False)
+        written = await self._write(
+            "store_execution_result", q.STORE_LOG, _log_row(log), retry=False
+        )
+        return written == 1
 
     async def fetch_execution_logs(
         self,
@@ -515,12 +512,7 @@ class TimescaleAdapter(DataSourceAdapter):
 
     async def save_strategy_param(self, param: StrategyParam) -> None:
         _expect(param, StrategyParam, "save_strategy_param")
-        values = _strategy_row(param)
-
-        async def work(conn: Conn) -> None:
-            await conn.execute(q.SAVE_STRATEGY, *values)
-
-        await self._write("save_strategy_param", work, retry=True)
+        await self._write("save_strategy_param", q.SAVE_STRATEGY, _strategy_row(param), retry=True)
 
     async def fetch_risk_configs(self) -> list[RiskConfig]:
         async def work(conn: Conn) -> list[RiskConfig]:
@@ -530,12 +522,7 @@ class TimescaleAdapter(DataSourceAdapter):
 
     async def save_risk_config(self, config: RiskConfig) -> None:
         _expect(config, RiskConfig, "save_risk_config")
-        values = _risk_row(config)
-
-        async def work(conn: Conn) -> None:
-            await conn.execute(q.SAVE_RISK, *values)
-
-        await self._write("save_risk_config", work, retry=True)
+        await self._write("save_risk_config", q.SAVE_RISK, _risk_row(config), retry=True)
 
     # -- raw rows --------------------------------------------------------------------------------
     async def fetch_raw_data(self, sheet: str) -> list[dict[str, str]]:

@@ -47,6 +47,9 @@ _PEEK = f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = ANY($1::text[]) ORDER 
 _LEFTOVERS = (
     f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = '{INTENT}' AND owner <> $1 ORDER BY id"
 )
+#: Without waiting for the WAL flush: an acknowledgement lost in a crash only means a
+#: second, harmless delivery, and the writers' commits do not queue behind it.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _ACK = "DELETE FROM qts_outbox WHERE id = ANY($1::bigint[])"
 _FAILED = (
     "UPDATE qts_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])"
@@ -64,15 +67,13 @@ _RELEASE = "DELETE FROM qts_outbox_lease WHERE name = 'relay' AND holder = $1"
 
 @dataclass
 class Companion:
-    """The outbox insert that rides along with one write of ``adapter``."""
+    """The outbox record that rides along with one write of ``adapter``: the values of its
+    columns (op, key, payload, state, owner, created_us, extra), and its id once inserted."""
 
     adapter: TimescaleAdapter
-    insert: Callable[[Conn], Awaitable[int]]
+    record: tuple[str, str, str, str, str, int, str | None]
     record_id: int | None = None
     taken: bool = False
-
-    async def run(self, conn: Conn) -> None:
-        self.record_id = await self.insert(conn)
 
 
 _companion: ContextVar[Companion | None] = ContextVar("qts_timescale_outbox", default=None)
@@ -150,9 +151,9 @@ class PostgresOutbox(TransactionalOutbox):
             self._open = False
 
     # -- writing -------------------------------------------------------------------------------
-    def _insert(
-        self, op: str, key: str, payload: str, state: str, extra: str | None
-    ) -> Callable[[Conn], Awaitable[int]]:
+    async def add(
+        self, op: str, key: str, payload: str, *, state: str = INTENT, extra: str | None = None
+    ) -> int:
         created = time.time_ns() // 1000
 
         async def insert(conn: Conn) -> int:
@@ -161,12 +162,7 @@ class PostgresOutbox(TransactionalOutbox):
             )
             return int(record_id)
 
-        return insert
-
-    async def add(
-        self, op: str, key: str, payload: str, *, state: str = INTENT, extra: str | None = None
-    ) -> int:
-        return await self._run("add", self._insert(op, key, payload, state, extra), retry=False)
+        return await self._run("add", insert, retry=False)
 
     async def commit_with(
         self,
@@ -181,7 +177,8 @@ class PostgresOutbox(TransactionalOutbox):
             raise BackendError(
                 f"outbox commit_with: the outbox in {self.adapter.address} is not open"
             )
-        companion = Companion(self.adapter, self._insert(op, key, payload, READY, extra))
+        record = (op, key, payload, READY, self.owner, time.time_ns() // 1000, extra)
+        companion = Companion(self.adapter, record)
         token = _companion.set(companion)
         try:
             result = await write()
@@ -250,7 +247,9 @@ class PostgresOutbox(TransactionalOutbox):
             return
 
         async def delete(conn: Conn) -> None:
-            await conn.execute(_ACK, ids)
+            async with conn.transaction():
+                await conn.execute(_ASYNC_COMMIT)
+                await conn.execute(_ACK, ids)
 
         await self._run("ack", delete, retry=True)
 

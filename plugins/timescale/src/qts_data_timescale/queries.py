@@ -4,7 +4,9 @@ TimescaleDB, ``date_bin`` over the ticks on plain PostgreSQL)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from qts_data.contracts import (
     OHLCV,
@@ -31,28 +33,66 @@ STEP = {
 TICK_COLUMNS = TickData.db_columns
 CANDLE_VALUES = ("time", "open", "high", "low", "close", "volume")
 
+
+@dataclass(frozen=True)
+class Write:
+    """One write statement: ``main``, reading from the data-modifying ``ctes`` (without WITH)."""
+
+    main: str
+    ctes: str = ""
+
+    @property
+    def sql(self) -> str:
+        return f"WITH {self.ctes}\n{self.main}" if self.ctes else self.main
+
+
+#: The outbox record's columns, bound after the write's own parameters.
+_OUTBOX_PARAMS = ("text", "text", "text", "text", "text", "bigint", "text")
+
+
+@cache
+def with_outbox(write: Write, nargs: int) -> str:
+    """``write`` and the insert of its outbox record as ONE statement (one round trip, one
+    implicit transaction), returning ``written`` (rows) and ``record_id``.
+
+    The record is inserted from the write's returned rows, so only after the write took
+    its row locks: records of one key are numbered in the order their writes committed."""
+    params = ", ".join(f"${nargs + i}::{t}" for i, t in enumerate(_OUTBOX_PARAMS, 1))
+    ctes = f"{write.ctes},\n" if write.ctes else ""
+    return f"""WITH {ctes}written AS (
+{write.main}
+RETURNING 1
+), recorded AS (
+INSERT INTO qts_outbox (op, key, payload, state, owner, created_us, extra)
+SELECT {params} FROM (SELECT count(*) FROM written) AS after_the_write
+RETURNING id
+)
+SELECT (SELECT count(*) FROM written) AS written, (SELECT id FROM recorded) AS record_id"""
+
+
 # -- positions ----------------------------------------------------------------------------------
 POSITION_SELECT = f"SELECT {select_list(Position.db_columns)} FROM positions"
 FETCH_POSITIONS = f"{POSITION_SELECT} ORDER BY symbol"
 FETCH_POSITION = f"{POSITION_SELECT} WHERE symbol = $1"
-SAVE_POSITION = f"""INSERT INTO positions ({select_list(Position.db_columns)})
+SAVE_POSITION = Write(f"""INSERT INTO positions ({select_list(Position.db_columns)})
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (symbol) DO UPDATE SET {", ".join(f'"{c}" = EXCLUDED."{c}"' for c in Position.db_columns[1:])}"""
+ON CONFLICT (symbol) DO UPDATE SET {", ".join(f'"{c}" = EXCLUDED."{c}"' for c in Position.db_columns[1:])}""")
 
 # -- ledger -------------------------------------------------------------------------------------
 _LEDGER_COLUMNS = select_list(LedgerEntry.db_columns)
 _LEDGER_VALUES = ", ".join(f"${i}" for i in range(1, len(LedgerEntry.db_columns) + 1))
-APPEND_LEDGER = f"INSERT INTO t_ledger ({_LEDGER_COLUMNS}) VALUES ({_LEDGER_VALUES})"
+APPEND_LEDGER = Write(f"INSERT INTO t_ledger ({_LEDGER_COLUMNS}) VALUES ({_LEDGER_VALUES})")
 #: Claims the idempotency key and inserts the entry in one statement: nothing is
 #: inserted when the key was already claimed ("INSERT 0 0").
-APPEND_LEDGER_ONCE = f"""WITH claimed AS (
+APPEND_LEDGER_ONCE = Write(
+    f"INSERT INTO t_ledger ({_LEDGER_COLUMNS})\nSELECT {_LEDGER_VALUES} FROM claimed",
+    ctes=f"""claimed AS (
     INSERT INTO t_ledger_keys (idempotency_key, entry_time)
     VALUES (${len(LedgerEntry.db_columns) + 1}, $1)
     ON CONFLICT DO NOTHING
     RETURNING 1
+)""",
 )
-INSERT INTO t_ledger ({_LEDGER_COLUMNS})
-SELECT {_LEDGER_VALUES} FROM claimed"""
 
 
 def ranged(
@@ -101,16 +141,16 @@ ON CONFLICT DO NOTHING"""
 
 # -- candles -----------------------------------------------------------------------------------
 _CANDLE_COLUMNS = select_list(OHLCV.db_columns)
-UPSERT_DAILY = f"""INSERT INTO ohlcv_1d ({_CANDLE_COLUMNS})
+UPSERT_DAILY = Write(f"""INSERT INTO ohlcv_1d ({_CANDLE_COLUMNS})
 SELECT * FROM unnest($1::timestamptz[], $2::varchar[], $3::numeric[], $4::numeric[],
                      $5::numeric[], $6::numeric[], $7::bigint[])
 ON CONFLICT (time, symbol) DO UPDATE SET open = EXCLUDED.open, high = EXCLUDED.high,
-    low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"""
-UPSERT_BARS = f"""INSERT INTO ohlcv_bars (bar_interval, {_CANDLE_COLUMNS})
+    low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume""")
+UPSERT_BARS = Write(f"""INSERT INTO ohlcv_bars (bar_interval, {_CANDLE_COLUMNS})
 SELECT $8, * FROM unnest($1::timestamptz[], $2::varchar[], $3::numeric[], $4::numeric[],
                          $5::numeric[], $6::numeric[], $7::bigint[])
 ON CONFLICT (symbol, bar_interval, time) DO UPDATE SET open = EXCLUDED.open,
-    high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume"""
+    high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume""")
 
 
 def _stored_candles(interval: Interval, alias: str = "") -> tuple[str, str]:
@@ -191,8 +231,8 @@ WHERE g < $3 AND NOT EXISTS ({stored}) ORDER BY g"""
 
 # -- execution logs ------------------------------------------------------------------------------
 _LOG_COLUMNS = select_list(ExecutionLog.db_columns)
-STORE_LOG = f"""INSERT INTO execution_logs ({_LOG_COLUMNS})
-VALUES ({", ".join(f"${i}" for i in range(1, len(ExecutionLog.db_columns) + 1))})"""
+STORE_LOG = Write(f"""INSERT INTO execution_logs ({_LOG_COLUMNS})
+VALUES ({", ".join(f"${i}" for i in range(1, len(ExecutionLog.db_columns) + 1))})""")
 LOG_SELECT = f"SELECT {_LOG_COLUMNS} FROM execution_logs"
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -200,15 +240,15 @@ _STRATEGY_COLUMNS = select_list(StrategyParam.db_columns)
 STRATEGY_SELECT = f"SELECT {_STRATEGY_COLUMNS} FROM strategies"
 FETCH_STRATEGIES = f"{STRATEGY_SELECT} ORDER BY strategy_id, param_name"
 FETCH_STRATEGY = f"{STRATEGY_SELECT} WHERE strategy_id = $1 ORDER BY strategy_id, param_name"
-SAVE_STRATEGY = f"""INSERT INTO strategies ({_STRATEGY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+SAVE_STRATEGY = Write(f"""INSERT INTO strategies ({_STRATEGY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (strategy_id, param_name) DO UPDATE SET value = EXCLUDED.value,
     value_type = EXCLUDED.value_type, description = EXCLUDED.description,
-    updated_at = EXCLUDED.updated_at"""
+    updated_at = EXCLUDED.updated_at""")
 _RISK_COLUMNS = select_list(RiskConfig.db_columns)
 FETCH_RISK = f"SELECT {_RISK_COLUMNS} FROM risk_configs ORDER BY config_key"
-SAVE_RISK = f"""INSERT INTO risk_configs ({_RISK_COLUMNS}) VALUES ($1, $2, $3, $4)
+SAVE_RISK = Write(f"""INSERT INTO risk_configs ({_RISK_COLUMNS}) VALUES ($1, $2, $3, $4)
 ON CONFLICT (config_key) DO UPDATE SET value = EXCLUDED.value,
-    description = EXCLUDED.description, updated_at = EXCLUDED.updated_at"""
+    description = EXCLUDED.description, updated_at = EXCLUDED.updated_at""")
 
 # -- health -------------------------------------------------------------------------------------
 #: Seconds the replica is behind: 0 while it has replayed everything it received,
