@@ -10,12 +10,21 @@ Modes (``DataSourceMode``):
 
 Rollback is a configuration change back to ``SHEETS_ONLY``. In HYBRID a write
 succeeds when the primary has it: a secondary that is down only makes the
-outbox deeper, and the relay catches up when it is back (also after a restart:
-the outbox is a file). A record is written before the primary write (as an
-intent); once the primary write succeeded the relay may deliver it. A process
-that dies leaves its intents behind, and the next relay replays them to the
-primary (idempotently, in order) and then delivers them, so nothing is lost. Operations one side does not support (ticks on Sheets) go to the side
-that does and are not dual-written.
+outbox deeper, and the relay catches up when it is back, also after a restart.
+
+Where the outbox is (``outbox``):
+
+* in the primary's own database when the primary offers one
+  (:class:`~qts_data.interfaces.OutboxHosting`: the ``timescale`` adapter), the
+  record committed by the same statement as the write: both or neither, and
+  processes sharing the database deliver one at a time;
+* else in a local SQLite file: the record is written before the primary write
+  (as an intent) and the relay may deliver it once the primary write
+  succeeded. A process that dies leaves its intents behind, and the next relay
+  replays them to the primary (idempotently, in order) and then delivers them.
+
+Nothing is lost either way. Operations one side does not support (ticks on
+Sheets) go to the side that does and are not dual-written.
 """
 
 from __future__ import annotations

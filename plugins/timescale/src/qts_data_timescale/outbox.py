@@ -2,10 +2,11 @@
 
 :meth:`PostgresOutbox.commit_with` runs one write of the adapter with a
 *companion*: the adapter's write (:meth:`TimescaleAdapter._write`) finds it in
-a context variable and runs its statement and the outbox insert in one
-transaction, retried together through a lost connection exactly as the write
-alone would be. The write comes first, so writes of one key (which lock its
-row) get their outbox ids in the order they committed.
+a context variable and sends its statement and the outbox insert as ONE
+statement (:func:`.queries.with_outbox`): one round trip, committed together
+or not at all, retried together through a lost connection exactly as the
+write alone would be. The record is inserted after the write took its row
+locks, so writes of one key get their outbox ids in the order they committed.
 
 Processes sharing the database take turns delivering through a lease row
 (``qts_outbox_lease``): the relay of the holder delivers; the others wait, and
@@ -47,10 +48,10 @@ _PEEK = f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = ANY($1::text[]) ORDER 
 _LEFTOVERS = (
     f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = '{INTENT}' AND owner <> $1 ORDER BY id"
 )
-#: Without waiting for the WAL flush: an acknowledgement lost in a crash only means a
-#: second, harmless delivery, and the writers' commits do not queue behind it.
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
-_ACK = "DELETE FROM qts_outbox WHERE id = ANY($1::bigint[])"
+#: Committed without waiting for the WAL flush: an acknowledgement lost in a crash only
+#: means a second, harmless delivery, and the writers' commits do not queue behind it. One
+#: round trip: a simple query (the ids are integers from this table, written inline).
+_ACK = "SET LOCAL synchronous_commit TO OFF; DELETE FROM qts_outbox WHERE id IN ({ids})"
 _FAILED = (
     "UPDATE qts_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])"
 )
@@ -246,10 +247,10 @@ class PostgresOutbox(TransactionalOutbox):
         if not ids:
             return
 
+        sql = _ACK.format(ids=", ".join(str(int(i)) for i in ids))
+
         async def delete(conn: Conn) -> None:
-            async with conn.transaction():
-                await conn.execute(_ASYNC_COMMIT)
-                await conn.execute(_ACK, ids)
+            await conn.execute(sql)
 
         await self._run("ack", delete, retry=True)
 
