@@ -120,6 +120,7 @@ async def test_primary_writes_succeed_while_the_secondary_is_down_and_wait_in_th
     assert len(await primary.fetch_ledger()) == 3
     health = await adapter.health_check()
     assert health.details["outbox_depth"] == 3
+    assert health.details["outbox"] == "file"
     assert health.details["outbox_oldest_age_s"] is not None
     assert not await adapter.flush(0.3)
     secondary.down = False

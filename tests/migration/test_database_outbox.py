@@ -89,6 +89,7 @@ async def test_a_killed_process_leaves_its_writes_in_the_database_outbox_and_the
     async with open_stack(cfg) as stack:
         adapter = hybrid_of(stack)
         assert isinstance(adapter.outbox, PostgresOutbox)
+        assert (await adapter.health_check()).details["outbox"] == "database"
         # the dead process's turn to deliver expires (relay_lease_s), then this one delivers
         assert await adapter.flush(30), "the outbox did not drain"
         assert sorted(await ledger_keys(adapter.sheets)) == [f"ord-{n:05d}" for n in range(30)]
@@ -125,3 +126,48 @@ async def test_processes_sharing_the_database_deliver_each_record_once(
     assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 120
     assert sorted(delivered) == [0, 240]  # one relay held the turn and delivered every record
     assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
+
+
+def toml(cfg: dict[str, Any]) -> str:
+    """The configuration as TOML (tables of scalars, as ``config`` makes them)."""
+    lines = []
+    for section, table in cfg.items():
+        if section == "adapters":
+            for name, settings in table.items():
+                lines.append(f"[adapters.{name}]")
+                lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+        else:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_migrate_creates_the_outbox_a_hybrid_stack_needs(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    spreadsheet = create_default_spreadsheet(sheets_standin)
+    sheets = standin_settings(sheets_standin, spreadsheet)
+    path = tmp_path / "qts.toml"
+    path.write_text(toml(hybrid_config(sheets, make_postgres_database(), tmp_path)))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "qts_data.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    before = cli("check", str(path))  # the stack cannot open: its outbox table is missing
+    assert before.returncode != 0
+    assert "no outbox table" in before.stderr and "run `qts-data migrate`" in before.stderr
+    migrated = cli("migrate", str(path))  # migrate opens only the database
+    assert migrated.returncode == 0, migrated.stderr
+    assert "0004_outbox" in migrated.stdout
+    after = cli("check", str(path), "--json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["state"] == "HEALTHY", after.stdout
+    text = cli("check", str(path)).stdout
+    assert "outbox of adapter:main (database): 0 waiting" in text, text

@@ -107,6 +107,15 @@ def check_command(config: str | None, as_json: bool) -> None:
                 mask(c.status.message),
             )
         out.print(table)
+        for c in health.components:  # a hybrid's dual-write outbox
+            details = c.status.details
+            if "outbox_depth" in details:
+                age = details.get("outbox_oldest_age_s")
+                out.print(
+                    f"outbox of {c.kind}:{c.name} ({details.get('outbox', '?')}): "
+                    f"{details['outbox_depth']} waiting"
+                    + ("" if age is None else f", oldest {age:.1f} s")
+                )
         if stack.config.stack.cache is not None:
             out.print(cache_table(health.cache))
         out.print(

@@ -10,6 +10,7 @@ from qts_data.cli.db_cmd import adapter_option, load_stack, pick_adapter
 from qts_data.cli.output import console, echo_json
 from qts_data.config.secrets import mask
 from qts_data.interfaces import Migratable, MigrationReport
+from qts_data.plugins import ComponentKind
 
 
 @click.command("migrate")
@@ -29,9 +30,14 @@ def migrate_command(
     name, migratable = pick_adapter(stack, Migratable, "migrate", adapter_name)
 
     async def run() -> MigrationReport:
-        async with stack:
+        # Only the store is opened: the rest of the stack may need the schema this creates
+        # (a hybrid's outbox in the database), or servers that have nothing to do with it.
+        await stack.open(only={(ComponentKind.ADAPTER, name)})
+        try:
             done: MigrationReport = await migratable.migrate(dry_run=dry_run)
-            return done
+        finally:
+            await stack.aclose()
+        return done
 
     report = asyncio.run(run())
     if as_json:

@@ -337,6 +337,8 @@ class HybridAdapter(DelegatingAdapter):
             secondary = await self.secondary.health_check()
             details["secondary"] = secondary.component
             if self.outbox is not None:
+                transactional = isinstance(self.outbox, TransactionalOutbox)
+                details["outbox"] = "database" if transactional else "file"
                 depth, oldest = await self.outbox.depth()
                 details["outbox_depth"] = depth
                 details["outbox_oldest_age_s"] = (

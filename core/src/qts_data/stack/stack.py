@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -161,11 +161,17 @@ class Stack:
         return manager
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def open(self) -> Stack:
+    async def open(self, only: Collection[Key] | None = None) -> Stack:
+        """Open the components in dependency order, then the cache managers and the event bus.
+
+        ``only``: open just these components (for a command such as ``migrate`` that needs
+        one store, whose schema the rest of the stack may depend on)."""
         if self._is_open:
             return self
         install_log_masking()
         for key in self.config.order:
+            if only is not None and key not in only:
+                continue
             component = self.components[key]
             config = self.config.components[key]
             try:
@@ -181,9 +187,10 @@ class Stack:
                 self.open_errors[key] = message
                 continue
             self._opened.append(key)
-        for manager in self._managers.values():
-            await manager.start()
-        await self.events.start()
+        if only is None:
+            for manager in self._managers.values():
+                await manager.start()
+            await self.events.start()
         self._is_open = True
         return self
 
