@@ -49,21 +49,27 @@ def hybrid_config(sheets: dict[str, Any], dsn: str, tmp_path: Path) -> dict[str,
     return cfg
 
 
-async def migrate(dsn: str, sheets: dict[str, Any], tmp_path: Path) -> None:
+async def migrated_stack(
+    standin: SheetsStandIn, make_database: Any, tmp_path: Path, **sheets_settings: Any
+) -> tuple[str, str, dict[str, Any]]:
+    """(spreadsheet id, database dsn, HYBRID configuration): a fresh spreadsheet and a
+    migrated database, the database primary."""
+    spreadsheet = create_default_spreadsheet(standin)
+    sheets = standin_settings(standin, spreadsheet, timeout_s=0.5, **sheets_settings)
+    dsn = make_database()
     async with open_stack(config("DB_ONLY", "db", sheets, dsn, tmp_path / "o.sqlite")) as stack:
         db = hybrid_of(stack).db
         assert isinstance(db, Migratable)
         await db.migrate()
+    return spreadsheet, dsn, hybrid_config(sheets, dsn, tmp_path)
 
 
 async def test_a_killed_process_leaves_its_writes_in_the_database_outbox_and_the_next_delivers_them(
     sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
 ) -> None:
-    spreadsheet = create_default_spreadsheet(sheets_standin)
-    sheets = standin_settings(sheets_standin, spreadsheet, timeout_s=0.5, max_retries=1)
-    dsn = make_postgres_database()
-    await migrate(dsn, sheets, tmp_path)
-    cfg = hybrid_config(sheets, dsn, tmp_path)
+    spreadsheet, dsn, cfg = await migrated_stack(
+        sheets_standin, make_postgres_database, tmp_path, max_retries=1
+    )
 
     sheets_standin.fail_next(100_000, 503, match="values.append")  # Sheets refuses every append
     child = subprocess.Popen(  # noqa: ASYNC220 - started once, read from a thread
@@ -101,11 +107,9 @@ async def test_a_killed_process_leaves_its_writes_in_the_database_outbox_and_the
 async def test_processes_sharing_the_database_deliver_each_record_once(
     sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
 ) -> None:
-    spreadsheet = create_default_spreadsheet(sheets_standin)
-    sheets = standin_settings(sheets_standin, spreadsheet, timeout_s=0.5, max_retries=12)
-    dsn = make_postgres_database()
-    await migrate(dsn, sheets, tmp_path)
-    cfg = hybrid_config(sheets, dsn, tmp_path)
+    spreadsheet, dsn, cfg = await migrated_stack(
+        sheets_standin, make_postgres_database, tmp_path, max_retries=12
+    )
     cfg["adapters"]["main"]["relay_interval_s"] = 0.05
 
     async with open_stack(cfg) as one, open_stack(cfg) as two:
