@@ -12,7 +12,7 @@ import pytest
 from qts_data import open_stack
 from qts_data.compositions import HybridAdapter
 from qts_data.contracts import HealthState, LedgerEntry, Position, TickData
-from qts_data.errors import ConfigError, NotSupportedError
+from qts_data.errors import BackendError, ConfigError, NotSupportedError
 from qts_data.outbox import SqliteOutbox
 from qts_data.plugins import ComponentKind
 from qts_data_memory.adapter import MemoryAdapter
@@ -306,3 +306,29 @@ def test_an_outbox_in_a_database_needs_a_primary_that_keeps_one(tmp_path: Path) 
     assert str(config) in message and "adapters.main" in message
     assert "outbox = 'database' needs a primary that keeps an outbox" in message
     assert "MemoryAdapter" in message
+
+
+async def test_a_second_process_on_the_outbox_file_reads_but_cannot_dual_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    primary, secondary = MemoryAdapter(), Flaky()
+    secondary.down = True
+    trading = hybrid(primary, secondary, path, owner="trading")
+    await trading.open()
+    checking = hybrid(primary, secondary, path, owner="verify")  # e.g. `qts-data verify`
+    await checking.open()
+    try:
+        await trading.append_ledger(entry("o-1"))
+        assert (await checking.health_check()).details["outbox_depth"] == 1
+        with pytest.raises(BackendError, match="belongs to another running process"):
+            await checking.append_ledger(entry("o-2"))
+        assert [e.order_id for e in await primary.fetch_ledger()] == ["o-1"]  # nothing written
+        assert checking.relay is not None and checking.relay.replayed == 0
+        secondary.down = False
+        assert await trading.flush(5)
+        assert checking.relay.delivered == 0  # only the owner delivers
+        assert [e.order_id for e in await secondary.fetch_ledger()] == ["o-1"]
+    finally:
+        await checking.close()
+        await trading.close()

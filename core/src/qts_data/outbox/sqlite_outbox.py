@@ -1,6 +1,16 @@
 """A durable outbox in a local SQLite file (WAL), for primaries that cannot hold one themselves.
 
-The file belongs to one process at a time and its statements are single-row
+The file belongs to one process at a time: the first to open it holds an
+advisory lock on ``<file>.lock`` (released when it closes or dies) and is the
+only one that adds records, delivers them and replays the intents a dead
+process left. Another process opening the file (``qts-data check`` or
+``verify`` while the trading process runs) can read its depth and keys, but a
+write through it is refused before anything is written: its intents would look
+like a dead process's leftovers to the owner. Processes that write at the same
+time need outbox files of their own. (Without ``fcntl``, on Windows, the lock
+is not taken and keeping to one process per file is up to you.)
+
+Its statements are single-row
 inserts and deletes that take tens of microseconds (WAL with
 ``synchronous=NORMAL``: no fsync per commit), so they run on the event loop:
 handing each to a thread would cost several times the statement itself and
@@ -11,12 +21,14 @@ also survives a power cut, at the price of an fsync per record.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from qts_data.errors import BackendError
 from qts_data.outbox.record import INTENT, READY, Outbox, OutboxRecord
 
 T = TypeVar("T")
@@ -44,6 +56,33 @@ class SqliteOutbox(Outbox):
         self.owner = owner
         self.durable = durable
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def owns_file(self) -> bool:
+        """Whether this process holds the file (adds, delivers, replays); see the module."""
+        return self._lock_fd is not None or (self._db is not None and self._unlockable)
+
+    @property
+    def _unlockable(self) -> bool:
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:  # pragma: no cover - Windows
+            return True
+        return self.path == ":memory:"
+
+    def _lock(self) -> None:
+        if self._unlockable:
+            return
+        import fcntl
+
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another process: open as a reader
+            os.close(fd)
+            return
+        self._lock_fd = fd
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:
@@ -60,15 +99,27 @@ class SqliteOutbox(Outbox):
         db.execute(f"PRAGMA synchronous={'FULL' if self.durable == 'full' else 'NORMAL'}")
         db.executescript(_SCHEMA)
         self._db = db
+        self._lock()
 
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
             db.close()
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)  # releases the lock
+
+    async def claim_delivery(self) -> bool:
+        return self.owns_file
 
     async def add(
         self, op: str, key: str, payload: str, *, state: str = INTENT, extra: str | None = None
     ) -> int:
+        if self._db is not None and not self.owns_file:
+            raise BackendError(
+                f"outbox {self.path} belongs to another running process: this one can read it "
+                "but not write through it (give each writing process its own outbox_path)"
+            )
         created = time.time_ns() // 1000
 
         def insert(db: sqlite3.Connection) -> int:
@@ -134,7 +185,10 @@ class SqliteOutbox(Outbox):
         return await self._run(count)
 
     async def leftover_intents(self) -> list[OutboxRecord]:
-        """Intent records of other (dead) processes: their primary write may not have happened."""
+        """Intent records of other (dead) processes: their primary write may not have happened.
+        Only the process that holds the file replays them (none for a reader)."""
+        if not self.owns_file:
+            return []
 
         def select(db: sqlite3.Connection) -> list[OutboxRecord]:
             rows = db.execute(
