@@ -264,33 +264,43 @@ async def test_config_that_sheets_only_reads_is_written_to_the_database(tmp_path
     await adapter.close()
 
 
-class Counting(MemoryAdapter):
-    """A secondary whose batch deliveries are slow and counted."""
+class Gated(MemoryAdapter):
+    """A secondary whose first batch delivery waits for ``gate``; counts what it receives."""
 
     def __init__(self) -> None:
         super().__init__()
         self.received = 0
+        self.gate, self.arrived = asyncio.Event(), asyncio.Event()
 
     async def append_ledger_batch(self, entries: Any) -> int:
         batch = list(entries)
         self.received += len(batch)
-        await asyncio.sleep(0.05)
+        self.arrived.set()
+        await self.gate.wait()
         added = 0
         for one in batch:
             added += await self.append_ledger(one)
         return added
 
 
-async def test_flushing_while_the_relay_runs_sends_each_record_once(tmp_path: Path) -> None:
-    secondary = Counting()
-    adapter = hybrid(MemoryAdapter(), secondary, tmp_path / "outbox.sqlite")
+async def test_flushing_while_the_relay_delivers_sends_each_record_once(tmp_path: Path) -> None:
+    secondary = Gated()
+    adapter = HybridAdapter(
+        MemoryAdapter(),
+        secondary,
+        outbox=SqliteOutbox(tmp_path / "outbox.sqlite", "p1"),
+        relay_interval_s=0.05,
+        relay_coalesce_s=0,
+    )
     await adapter.open()
     try:
         for n in range(20):
             assert await adapter.append_ledger(entry(f"o-{n}"))
-            if n % 5 == 0:
-                await asyncio.sleep(0.03)  # the relay's loop is mid-delivery now and then
-        assert await adapter.flush(5)
+        await asyncio.wait_for(secondary.arrived.wait(), 5)  # the loop's batch, at the gate
+        flushing = asyncio.ensure_future(adapter.flush(5))
+        await asyncio.sleep(0.1)  # the flush runs while that batch is in flight
+        secondary.gate.set()
+        assert await flushing
     finally:
         await adapter.close()
     assert secondary.received == 20

@@ -4,23 +4,15 @@ their write (both or neither, also through a lost connection), and one relay at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from timescale_support import make
+from timescale_support import WRITES, check_write_with_its_record, entry, make
 
 from qts_data.contracts import (
-    OHLCV,
-    Contract,
-    ExecutionLog,
-    LedgerEntry,
     Position,
-    RiskConfig,
-    StrategyParam,
 )
 from qts_data.errors import BackendError, ContractError
 from qts_data.interfaces import OutboxHosting
@@ -28,19 +20,6 @@ from qts_data.outbox import READY, Outbox, OutboxRelay
 from qts_data.testing import OutboxConformance, run_psql
 from qts_data_timescale.adapter import TimescaleAdapter
 from qts_data_timescale.outbox import PostgresOutbox
-
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
-
-
-def entry(n: int) -> LedgerEntry:
-    return LedgerEntry(
-        timestamp=T0 + timedelta(seconds=n),
-        symbol="005930",
-        side="BUY",
-        qty="1",
-        price=str(70000 + n),
-        order_id=f"ord-{n}",
-    )
 
 
 class TestPostgresOutboxConformance(OutboxConformance):
@@ -98,90 +77,11 @@ async def test_a_write_and_its_record_commit_together(
     assert [e.order_id for e in await adapter.fetch_ledger()] == ["ord-1"]
 
 
-CANDLE = OHLCV(
-    time=T0, symbol="005930", open="70000", high="71000", low="69000", close="70500", volume=10
-)
-DAY = timedelta(days=1)
-UNKEYED = entry(2).model_copy(update={"order_id": None})
-POSITION = Position(symbol="005930", qty="3", avg_price="70000")
-LOG = ExecutionLog(time=T0, order_id="ord-1", symbol="005930", stage="sent", success=True)
-PARAM = StrategyParam(strategy_id="s1", param_name="window", value="20", value_type="int")
-RISK = RiskConfig(config_key="max_loss", value="0.02")
-Call = Callable[[Any], Awaitable[Any]]
-#: op, contract, the write, what it returns, what the database then holds: every write the
-#: hybrid composition dual-writes, each with its outbox record in the same statement.
-WRITES: dict[str, tuple[str, Contract, Call, Any, Call]] = {
-    "ledger": (
-        "ledger",
-        entry(1),
-        lambda a: a.append_ledger(entry(1)),
-        True,
-        lambda a: a.fetch_ledger(),
-    ),
-    "ledger-unkeyed": (
-        "ledger",
-        UNKEYED,
-        lambda a: a.append_ledger(UNKEYED),
-        True,
-        lambda a: a.fetch_ledger(),
-    ),
-    "position": (
-        "position",
-        POSITION,
-        lambda a: a.save_position(POSITION),
-        None,
-        lambda a: a.fetch_positions(),
-    ),
-    "candle-1d": (
-        "candle",
-        CANDLE,
-        lambda a: a.upsert_ohlcv([CANDLE], "1d"),
-        1,
-        lambda a: a.fetch_ohlcv("005930", T0, T0 + DAY, "1d"),
-    ),
-    "candle-1m": (
-        "candle",
-        CANDLE,
-        lambda a: a.upsert_ohlcv([CANDLE], "1m"),
-        1,
-        lambda a: a.fetch_ohlcv("005930", T0, T0 + DAY, "1m"),
-    ),
-    "log": (
-        "execution_log",
-        LOG,
-        lambda a: a.store_execution_result(LOG),
-        True,
-        lambda a: a.fetch_execution_logs("ord-1"),
-    ),
-    "strategy": (
-        "strategy",
-        PARAM,
-        lambda a: a.save_strategy_param(PARAM),
-        None,
-        lambda a: a.fetch_strategy_params("s1"),
-    ),
-    "risk": (
-        "risk",
-        RISK,
-        lambda a: a.save_risk_config(RISK),
-        None,
-        lambda a: a.fetch_risk_configs(),
-    ),
-}
-
-
 @pytest.mark.parametrize("name", list(WRITES))
 async def test_every_dual_written_write_commits_with_its_record(
     adapter: TimescaleAdapter, outbox: PostgresOutbox, name: str
 ) -> None:
-    op, contract, write, returns, stored = WRITES[name]
-    record_id, result = await outbox.commit_with(
-        op, "k", contract.to_json(), lambda: write(adapter)
-    )
-    assert result == returns
-    assert await stored(adapter) == [contract]
-    [record] = await outbox.peek(10)
-    assert (record.id, record.op, record.contract()) == (record_id, op, contract)
+    await check_write_with_its_record(adapter, outbox, name)
 
 
 async def test_a_write_refused_before_the_database_stores_no_record(
@@ -250,28 +150,54 @@ async def test_a_write_that_stores_nothing_still_keeps_its_record(
     assert await outbox.pending_keys() == [("candle", "none")]
 
 
+JITTER = """
+CREATE FUNCTION qts_test_jitter() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(random() * 0.004); RETURN NEW; END $$;
+CREATE TRIGGER qts_test_jitter BEFORE INSERT ON positions
+FOR EACH ROW EXECUTE FUNCTION qts_test_jitter();
+"""
+
+
 async def test_records_of_one_key_are_ordered_as_their_writes_committed(
-    adapter: TimescaleAdapter, outbox: PostgresOutbox
+    empty_database: str,
 ) -> None:
-    async def save(qty: int) -> None:
-        position = Position(symbol="005930", qty=str(qty), avg_price="71000")
+    # Writes racing for one symbol, each held up a random moment before it takes the row:
+    # a record inserted before that moment could get an id out of the order of the writes.
+    run_psql(empty_database, JITTER)
+    adapter = make(empty_database, pool_max_size=12)
+    await adapter.open()
+    outbox = adapter.transactional_outbox("racer")
+    await outbox.open()
+
+    async def save(symbol: str, qty: int) -> None:
+        position = Position(symbol=symbol, qty=str(qty), avg_price="71000")
         await outbox.commit_with(
-            "position", "005930", position.to_json(), lambda: adapter.save_position(position)
+            "position", symbol, position.to_json(), lambda: adapter.save_position(position)
         )
 
-    await asyncio.gather(*(save(qty) for qty in range(1, 21)))
-    records = await outbox.peek(100)
-    stored = await adapter.fetch_position("005930")
-    assert stored is not None and len(records) == 20
-    # the newest record is the write the database kept: delivering in id order ends the same
-    assert records[-1].contract().qty == stored.qty
+    try:
+        for _ in range(5):  # rounds of 8 racing writes to each of 4 symbols
+            await asyncio.gather(*(save(f"00000{s}", qty) for qty in range(1, 9) for s in range(4)))
+            records = await outbox.peek(1000)
+            newest = {r.key: r.contract().qty for r in records}  # the last record of each key
+            stored = {p.symbol: p.qty for p in await adapter.fetch_positions()}
+            # delivering in id order ends where the database ended, for every symbol
+            assert newest == stored
+            await outbox.ack([r.id for r in records])
+    finally:
+        await outbox.close()
+        await adapter.close()
+        run_psql(
+            empty_database,
+            "DROP TRIGGER qts_test_jitter ON positions; DROP FUNCTION qts_test_jitter()",
+        )
 
 
 async def test_one_relay_delivers_at_a_time(empty_database: str) -> None:
     first, second = make(empty_database), make(empty_database)
     await first.open()
     await second.open()
-    a = first.transactional_outbox("a")
+    a = first.transactional_outbox("a", lease_s=0.3)
     b = second.transactional_outbox("b", lease_s=0.3)
     try:
         await a.open()
@@ -280,6 +206,8 @@ async def test_one_relay_delivers_at_a_time(empty_database: str) -> None:
         assert not await b.claim_delivery()
         assert await a.claim_delivery()  # renewing is allowed
         await a.close()  # releases its turn
+        assert not await b.claim_delivery()  # b asks the database again only later...
+        await asyncio.sleep(0.15)  # ...a third of its lease after it last asked
         assert await b.claim_delivery()
         await a.open()
         assert not await a.claim_delivery()

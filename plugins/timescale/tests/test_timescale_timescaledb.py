@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from timescale_support import TABLES, Factory, WasmEngine
+from timescale_support import TABLES, WRITES, Factory, WasmEngine, check_write_with_its_record
 
 from qts_data.contracts import HealthState, Interval, TickData
 from qts_data.interfaces import MigrationReport
@@ -311,3 +311,20 @@ async def test_health_names_the_timescaledb_version(engine: WasmEngine) -> None:
     assert status.details["timescaledb"].startswith("2.")
     assert status.details["flavour"] == "timescale"
     assert status.details["server_version"].startswith("17")
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+async def test_writes_commit_with_their_outbox_record_on_hypertables(
+    engine: WasmEngine, name: str
+) -> None:
+    """The write-plus-record statements are valid TimescaleDB (the ledger, candles and logs
+    are hypertables there)."""
+    adapter = engine.adapter()
+    await adapter.open()
+    outbox = adapter.transactional_outbox("engine")
+    await outbox.open()
+    try:
+        await check_write_with_its_record(adapter, outbox, name)
+    finally:
+        await outbox.close()
+        await adapter.close()

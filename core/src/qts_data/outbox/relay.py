@@ -112,6 +112,8 @@ class OutboxRelay:
         self._backoff = 0.0
         self._wake = asyncio.Event()
         self._delivering = asyncio.Lock()
+        #: Whether this relay had the turn to deliver at its last try (see Outbox.claim_delivery).
+        self.has_turn = True
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -148,7 +150,8 @@ class OutboxRelay:
             return await self._deliver_batch()
 
     async def _deliver_batch(self) -> int:
-        if not await self.outbox.claim_delivery():
+        self.has_turn = await self.outbox.claim_delivery()
+        if not self.has_turn:
             return 0  # another process's relay delivers
         records = await self.outbox.peek(self.batch_size, states=(INTENT, READY))
         ready = []
@@ -173,18 +176,30 @@ class OutboxRelay:
         self.last_success = time.time()
         return len(ready)
 
-    async def drain(self, timeout_s: float = 30.0) -> bool:
-        """Deliver until the outbox is empty; False when it is not empty after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+    async def drain(self, timeout_s: float | None = 30.0) -> bool:
+        """Deliver until the outbox is empty (records another process delivers included);
+        False when it is not empty after ``timeout_s`` (None: wait as long as it takes).
+        Failed deliveries are retried with the relay's backoff."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        backoff = 0.0
+
+        def left() -> float:
+            return float("inf") if deadline is None else deadline - time.monotonic()
+
+        while left() > 0:
             try:
-                if await self.run_once() == 0:
-                    depth, _ = await self.outbox.depth()
-                    if depth == 0:
-                        return True
-                    await asyncio.sleep(0.01)
+                delivered = await self.run_once()
             except Exception:
-                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                backoff = min(self.max_backoff_s, backoff * 2 or 0.05)
+                await asyncio.sleep(min(backoff, max(0.0, left())))
+                continue
+            backoff = 0.0
+            if delivered == 0:
+                depth, _ = await self.outbox.depth()
+                if depth == 0:
+                    return True
+                # an intent whose primary write is in flight, or another process's turn
+                await asyncio.sleep(min(0.01 if self.has_turn else 0.2, max(0.0, left())))
         return False
 
     async def _loop(self) -> None:

@@ -4,16 +4,21 @@
 *companion*: the adapter's write (:meth:`TimescaleAdapter._write`) finds it in
 a context variable and sends its statement and the outbox insert as ONE
 statement (:func:`.queries.with_outbox`): one round trip, committed together
-or not at all, retried together through a lost connection exactly as the
-write alone would be. The record is inserted after the write took its row
-locks, so writes of one key get their outbox ids in the order they committed.
+or not at all, and retried together through a lost connection when the write
+alone would be (a retry after a commit whose answer was lost stores a second
+record: one more, harmless, delivery). The record is inserted after the write
+took its row locks, so writes of one key get their outbox ids in the order
+they committed.
 
 Processes sharing the database take turns delivering through a lease row
 (``qts_outbox_lease``): the relay of the holder delivers; the others wait, and
 take over when the holder releases it (on close) or stops renewing it (dies).
 The holder renews it in the background every third of ``lease_s``, so a
 delivery slowed down by a Sheets quota storm keeps its turn however long it
-takes: two relays never deliver the same records at once.
+takes. Only a holder cut off from the database (or frozen) for longer than
+``lease_s`` in the middle of a delivery can overlap with its successor: the
+idempotency keys keep the ledger free of duplicates, and a position sent late
+is corrected by the next write of its symbol.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from qts_data_timescale.adapter import TimescaleAdapter
     from qts_data_timescale.schema import Conn
 
-__all__ = ["PostgresOutbox"]
+__all__ = ["Companion", "PostgresOutbox", "take_companion"]
 
 log = logging.getLogger("qts_data.outbox")
 
@@ -48,10 +53,7 @@ _PEEK = f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = ANY($1::text[]) ORDER 
 _LEFTOVERS = (
     f"SELECT {_COLUMNS} FROM qts_outbox WHERE state = '{INTENT}' AND owner <> $1 ORDER BY id"
 )
-#: Committed without waiting for the WAL flush: an acknowledgement lost in a crash only
-#: means a second, harmless delivery, and the writers' commits do not queue behind it. One
-#: round trip: a simple query (the ids are integers from this table, written inline).
-_ACK = "SET LOCAL synchronous_commit TO OFF; DELETE FROM qts_outbox WHERE id IN ({ids})"
+_ACK = "DELETE FROM qts_outbox WHERE id = ANY($1::bigint[])"
 _FAILED = (
     "UPDATE qts_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])"
 )
@@ -98,13 +100,15 @@ class PostgresOutbox(TransactionalOutbox):
     """The outbox in the ``qts_outbox`` table of a :class:`TimescaleAdapter`'s database.
 
     Uses the adapter's pool: open the adapter first. ``lease_s`` is how long the
-    relay's turn lasts without renewal (a relay renews it at every delivery)."""
+    relay's turn lasts without renewal (renewed in the background while it is held;
+    a process that does not hold it asks again at most every third of ``lease_s``)."""
 
     def __init__(self, adapter: TimescaleAdapter, owner: str, *, lease_s: float = 15.0) -> None:
         self.adapter = adapter
         self.owner = owner
         self.lease_s = lease_s
         self._lease_until = 0.0  # monotonic time until which we hold the lease
+        self._next_claim = 0.0  # not the holder: when to ask again
         self._heartbeat: asyncio.Task[None] | None = None
         self._open = False
 
@@ -148,7 +152,7 @@ class PostgresOutbox(TransactionalOutbox):
         except BackendError:
             pass  # the lease expires on its own
         finally:
-            self._lease_until = 0.0
+            self._lease_until = self._next_claim = 0.0
             self._open = False
 
     # -- writing -------------------------------------------------------------------------------
@@ -202,9 +206,13 @@ class PostgresOutbox(TransactionalOutbox):
 
     # -- delivering ----------------------------------------------------------------------------
     async def claim_delivery(self) -> bool:
-        if self._lease_until > time.monotonic():
+        now = time.monotonic()
+        if self._lease_until > now:
             return True  # held, and renewed by the heartbeat
+        if now < self._next_claim:
+            return False
         if not await self._renew():
+            self._next_claim = now + self.lease_s / 3
             return False
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(
@@ -247,10 +255,8 @@ class PostgresOutbox(TransactionalOutbox):
         if not ids:
             return
 
-        sql = _ACK.format(ids=", ".join(str(int(i)) for i in ids))
-
         async def delete(conn: Conn) -> None:
-            await conn.execute(sql)
+            await conn.execute(_ACK, ids)
 
         await self._run("ack", delete, retry=True)
 
