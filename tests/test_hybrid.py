@@ -11,9 +11,11 @@ import pytest
 
 from qts_data import open_stack
 from qts_data.compositions import HybridAdapter
+from qts_data.compositions.hybrid import DataSourceMode
 from qts_data.contracts import HealthState, LedgerEntry, Position, TickData
 from qts_data.errors import BackendError, ConfigError, NotSupportedError
 from qts_data.outbox import SqliteOutbox
+from qts_data.outbox.handover import EarlierOutbox
 from qts_data.plugins import ComponentKind
 from qts_data_memory.adapter import MemoryAdapter
 
@@ -342,3 +344,151 @@ async def test_a_second_process_on_the_outbox_file_reads_but_cannot_dual_write(
     finally:
         await checking.close()
         await trading.close()
+
+
+class Switchable(MemoryAdapter):
+    """A side that can be down for ledger and position writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def append_ledger(self, entry: LedgerEntry) -> bool:
+        if self.down:
+            raise ConnectionError("unreachable")
+        return await super().append_ledger(entry)
+
+    async def save_position(self, position: Position) -> None:
+        if self.down:
+            raise ConnectionError("unreachable")
+        await super().save_position(position)
+
+
+def position(qty: str) -> Position:
+    return Position(symbol="005930", qty=qty, avg_price="71000")
+
+
+async def phase_two_leftovers(path: Path, sheets: MemoryAdapter, db: Switchable) -> None:
+    """Phase 2 (Sheets primary) ends with writes still waiting for the database."""
+    db.down = True
+    phase2 = HybridAdapter(
+        sheets, db, outbox=SqliteOutbox(path, "phase2", delivers_to="db"), relay_interval_s=0.05
+    )
+    await phase2.open()
+    await phase2.append_ledger(entry("o-1"))
+    await phase2.save_position(position("1"))
+    await phase2.close()
+
+
+async def test_records_left_for_the_new_primary_are_delivered_before_it_takes_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    sheets, db = MemoryAdapter(), Switchable()
+    await phase_two_leftovers(path, sheets, db)
+    db.down = False
+    phase3 = HybridAdapter(  # the database is the primary now, with an outbox of its own
+        sheets,
+        db,
+        primary="db",
+        outbox=SqliteOutbox(tmp_path / "db-outbox.sqlite", "phase3"),
+        earlier_outboxes=[EarlierOutbox("file", SqliteOutbox(path, "phase3"), sheets, db)],
+    )
+    await phase3.open()
+    try:
+        # delivered during open: the newer write below is not overwritten by the older one
+        assert [e.order_id for e in await db.fetch_ledger()] == ["o-1"]
+        await phase3.save_position(position("2"))
+        stored = await db.fetch_position("005930")
+        assert stored is not None and stored.qty == 2
+        assert not (await phase3.health_check()).message
+    finally:
+        await phase3.close()
+    left = SqliteOutbox(path, "check")
+    await left.open()
+    assert await left.depth() == (0, None)
+    await left.close()
+
+
+async def test_a_hybrid_does_not_take_writes_while_older_ones_cannot_reach_its_primary(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    sheets, db = MemoryAdapter(), Switchable()
+    await phase_two_leftovers(path, sheets, db)  # the database stays down
+    phase4 = HybridAdapter(
+        sheets,
+        db,
+        DataSourceMode.DB_ONLY,
+        earlier_outboxes=[EarlierOutbox("file", SqliteOutbox(path, "phase4"), sheets, db)],
+        handover_timeout_s=0.3,
+        relay_max_backoff_s=0.05,
+    )
+    with pytest.raises(BackendError, match="2 records of the earlier file outbox could not be"):
+        await phase4.open()
+    await phase4.close()
+    assert await db.fetch_ledger() == []
+
+
+async def test_records_for_a_side_no_longer_written_are_delivered_in_the_background(
+    tmp_path: Path,
+) -> None:
+    sheets, db = Switchable(), MemoryAdapter()
+    sheets.down = True
+    phase3 = HybridAdapter(
+        sheets,
+        db,
+        primary="db",
+        outbox=SqliteOutbox(tmp_path / "db-outbox.sqlite", "phase3", delivers_to="sheets"),
+    )
+    await phase3.open()
+    await phase3.append_ledger(entry("o-1"))
+    await phase3.close()
+    phase4 = HybridAdapter(  # DB_ONLY: nothing else writes to Sheets, so nothing waits for it
+        sheets,
+        db,
+        DataSourceMode.DB_ONLY,
+        earlier_outboxes=[
+            EarlierOutbox(
+                "database", SqliteOutbox(tmp_path / "db-outbox.sqlite", "phase4"), sheets, db
+            )
+        ],
+        relay_max_backoff_s=0.05,
+    )
+    await phase4.open()
+    try:
+        await phase4.append_ledger(entry("o-2"))  # open did not wait for Sheets
+        health = await phase4.health_check()
+        assert health.state is HealthState.DEGRADED
+        assert "earlier database outbox: 1 records to deliver" in health.message
+        sheets.down = False
+        for _ in range(100):
+            if await sheets.fetch_ledger():
+                break
+            await asyncio.sleep(0.02)
+        assert [e.order_id for e in await sheets.fetch_ledger()] == ["o-1"]
+        assert (await phase4.health_check()).state is HealthState.HEALTHY
+    finally:
+        await phase4.close()
+
+
+def test_an_inspecting_stack_neither_relays_nor_takes_the_outbox_file(tmp_path: Path) -> None:
+    config = tmp_path / "qts.toml"
+    config.write_text(HYBRID.format(mode="HYBRID", primary="sheets"))
+
+    async def run() -> None:
+        async with open_stack(config, inspect_only=True) as inspecting:
+            hybrid = inspecting.adapter
+            assert isinstance(hybrid, HybridAdapter) and hybrid.relay is not None
+            assert isinstance(hybrid.outbox, SqliteOutbox) and not hybrid.outbox.owns_file
+            with pytest.raises(BackendError, match="belongs to another running process"):
+                await hybrid.append_ledger(entry("o-1"))
+            # a trading process starting now still gets the file
+            async with open_stack(config) as trading:
+                assert isinstance(trading.adapter, HybridAdapter)
+                assert isinstance(trading.adapter.outbox, SqliteOutbox)
+                assert trading.adapter.outbox.owns_file
+                assert await trading.adapter.append_ledger(entry("o-1"))
+            assert hybrid.relay.delivered == 0
+
+    asyncio.run(run())

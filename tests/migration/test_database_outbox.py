@@ -175,3 +175,26 @@ def test_migrate_creates_the_outbox_a_hybrid_stack_needs(
     assert json.loads(after.stdout)["state"] == "HEALTHY", after.stdout
     text = cli("check", str(path)).stdout
     assert "outbox of adapter:main (database): 0 waiting" in text, text
+
+
+async def test_a_rollback_delivers_what_the_database_outbox_still_holds_before_sheets_takes_writes(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    spreadsheet, dsn, cfg = await migrated_stack(
+        sheets_standin, make_postgres_database, tmp_path, max_retries=1
+    )
+    sheets_standin.fail_next(100_000, 503, match="values.append")  # Sheets is down in phase 3
+    async with open_stack(cfg) as stack:
+        for n in range(10):
+            assert await hybrid_of(stack).append_ledger(entry(n))
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "10"
+
+    sheets_standin.reset_faults()  # the rollback: SHEETS_ONLY, the same database configured
+    rollback = config("SHEETS_ONLY", "sheets", cfg["adapters"]["legacy"], dsn, tmp_path / "o")
+    async with open_stack(rollback) as stack:
+        adapter = hybrid_of(stack)
+        # delivered while the stack opened, before it took a write
+        assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
+        assert await adapter.append_ledger(entry(10))
+        assert sorted(await ledger_keys(adapter)) == [f"ord-{n:05d}" for n in range(11)]
+    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 11

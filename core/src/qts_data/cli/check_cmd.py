@@ -76,7 +76,7 @@ def check_command(config: str | None, as_json: bool) -> None:
     Exits 1 when any component is not healthy, 2 when the configuration is invalid.
     """
     source = config_argument(config)
-    stack = open_stack(Path(source) if source else None)
+    stack = open_stack(Path(source) if source else None, inspect_only=True)
 
     async def run() -> StackHealth:
         async with stack:

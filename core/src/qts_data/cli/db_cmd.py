@@ -51,9 +51,10 @@ def adapter_option() -> Callable[[F], F]:
 
 
 def load_stack(config: str | None) -> Stack:
-    """The stack of CONFIG (or $QTS_DATA_CONFIG, or the embedded default), built but not opened."""
+    """The stack of CONFIG (or $QTS_DATA_CONFIG, or the embedded default), built but not opened
+    (inspect-only: a hybrid's relay, which the running process owns, stays idle)."""
     source = config_argument(config)
-    return open_stack(Path(source) if source else None)
+    return open_stack(Path(source) if source else None, inspect_only=True)
 
 
 def _adapters(stack: Stack) -> list[tuple[str, str, DataSourceAdapter]]:

@@ -31,7 +31,7 @@ def metrics_command(
     except ImportError:
         fail("metrics need prometheus-client: pip install 'qts-data[metrics]'")
     source = config_argument(config)
-    stack = open_stack(Path(source) if source else None)
+    stack = open_stack(Path(source) if source else None, inspect_only=True)
 
     async def run() -> None:
         async with stack:

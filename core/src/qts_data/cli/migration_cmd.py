@@ -41,7 +41,7 @@ def find_hybrid(stack: Stack) -> HybridAdapter:
 def backfill_command(config: str | None, to_sheets: bool) -> None:
     """Copy Google Sheets into the database of CONFIG's hybrid adapter (idempotent, resumable)."""
     source = config_argument(config)
-    stack = open_stack(Path(source) if source else None)
+    stack = open_stack(Path(source) if source else None, inspect_only=True)
     out = console()
 
     async def run() -> BackfillReport:
@@ -77,7 +77,7 @@ def backfill_command(config: str | None, to_sheets: bool) -> None:
 def verify_command(config: str | None, as_json: bool) -> None:
     """Compare Sheets and the database (positions, ledger); exit 1 when they differ."""
     source = config_argument(config)
-    stack = open_stack(Path(source) if source else None)
+    stack = open_stack(Path(source) if source else None, inspect_only=True)
 
     async def run() -> VerifyReport:
         async with stack:

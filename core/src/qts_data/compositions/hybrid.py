@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -60,6 +61,7 @@ from qts_data.interfaces import (
     OutboxHosting,
     TickSource,
 )
+from qts_data.outbox.handover import EarlierOutbox
 from qts_data.outbox.record import Outbox, TransactionalOutbox
 from qts_data.outbox.relay import OutboxRelay
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
@@ -93,6 +95,9 @@ class HybridSettings(Settings):
     #: With the outbox in the database, processes sharing it deliver one at a time; a turn
     #: lasts this long without renewal, so after a crash another process delivers within it.
     relay_lease_s: float = Field(default=15.0, gt=0)
+    #: Records left in the outbox of an earlier phase that go to the side now written first
+    #: are delivered before the hybrid takes writes; it does not open if that takes longer.
+    outbox_handover_timeout_s: float = Field(default=120.0, gt=0)
     #: Health turns DEGRADED when the oldest undelivered record is older than this.
     outbox_alert_age_s: float = Field(default=60.0, gt=0)
 
@@ -113,7 +118,13 @@ class HybridAdapter(DelegatingAdapter):
         relay_interval_s: float = 0.5,
         relay_max_backoff_s: float = 30.0,
         outbox_alert_age_s: float = 60.0,
+        earlier_outboxes: Sequence[EarlierOutbox] = (),
+        handover_timeout_s: float = 120.0,
+        passive: bool = False,
     ) -> None:
+        """``earlier_outboxes``: outboxes of other phases, delivered at open (see
+        :mod:`qts_data.outbox.handover`). ``passive``: the relay stays idle and nothing is
+        handed over (a stack opened to inspect what another process runs)."""
         self.sheets, self.db, self.mode = sheets, db, mode
         if mode is DataSourceMode.SHEETS_ONLY:
             first, second = sheets, None
@@ -143,17 +154,41 @@ class HybridAdapter(DelegatingAdapter):
             else None
         )
         self.outbox_alert_age_s = outbox_alert_age_s
+        self.earlier_outboxes = list(earlier_outboxes)
+        self.handover_timeout_s = handover_timeout_s
+        self.passive = passive
+        self._relay_settings = {
+            "batch_size": relay_batch_size,
+            "coalesce_s": relay_coalesce_s,
+            "interval_s": relay_interval_s,
+            "max_backoff_s": relay_max_backoff_s,
+        }
 
     async def open(self) -> None:
+        if not self.passive:
+            try:
+                for earlier in self.earlier_outboxes:
+                    await earlier.hand_over(
+                        self.primary, timeout_s=self.handover_timeout_s, **self._relay_settings
+                    )
+            except BaseException:
+                await self._close_earlier()
+                raise
         if self.outbox is not None and self.relay is not None:
             await self.outbox.open()
-            await self.relay.start()
+            if not self.passive:
+                await self.relay.start()
+
+    async def _close_earlier(self) -> None:
+        for earlier in self.earlier_outboxes:
+            await earlier.close()
 
     async def close(self) -> None:
         if self.relay is not None:
             await self.relay.stop()
         if self.outbox is not None:
             await self.outbox.close()
+        await self._close_earlier()
 
     @staticmethod
     def _writable(adapter: DataSourceAdapter, capability: str) -> bool:
@@ -333,6 +368,7 @@ class HybridAdapter(DelegatingAdapter):
         state = primary.state
         details: dict[str, Any] = {"mode": self.mode.value, "primary": primary.component}
         message = primary.message
+        problems: list[str] = []
         if self.secondary is not None:
             secondary = await self.secondary.health_check()
             details["secondary"] = secondary.component
@@ -346,15 +382,21 @@ class HybridAdapter(DelegatingAdapter):
                 )
             if self.relay is not None:
                 details["relay"] = self.relay.summary()
-            problems = []
             if secondary.state is not HealthState.HEALTHY:
                 problems.append(f"secondary {secondary.component}: {secondary.state.value}")
             age = details.get("outbox_oldest_age_s")
             if age is not None and age > self.outbox_alert_age_s:
                 problems.append(f"outbox: oldest record waiting {age:.0f} s")
-            if problems:
-                state = HealthStatus.worst([state, HealthState.DEGRADED])
-                message = "; ".join(filter(None, [message, *problems]))
+        for earlier in self.earlier_outboxes:
+            waiting = await earlier.waiting()
+            if waiting:
+                details[f"earlier_{earlier.label}_outbox_depth"] = waiting
+                problems.append(f"earlier {earlier.label} outbox: {waiting} records to deliver")
+            if earlier.problem:
+                problems.append(earlier.problem)
+        if problems:
+            state = HealthStatus.worst([state, HealthState.DEGRADED])
+            message = "; ".join(filter(None, [message, *problems]))
         return HealthStatus(
             component=self.name or "hybrid",
             state=state,
@@ -366,9 +408,11 @@ class HybridAdapter(DelegatingAdapter):
 
 def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
     sheets, db = ctx.adapter(settings.sheets), ctx.adapter(settings.db)
+    owner = f"{os.getpid()}-{time.time_ns()}"
+    outbox_path = ctx.resolve_path(settings.outbox_path)
+    passive = ctx.inspect_only
     outbox: Outbox | None = None
     if settings.mode is DataSourceMode.HYBRID:
-        owner = f"{os.getpid()}-{time.time_ns()}"
         primary = db if settings.primary == "db" else sheets
         if settings.outbox != "file" and isinstance(primary, OutboxHosting):
             outbox = primary.transactional_outbox(owner, lease_s=settings.relay_lease_s)
@@ -381,7 +425,22 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
         else:
             from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when needed
 
-            outbox = SqliteOutbox(ctx.resolve_path(settings.outbox_path), owner=owner)
+            outbox = SqliteOutbox(
+                outbox_path,
+                owner=owner,
+                reader=passive,
+                delivers_to="db" if primary is sheets else "sheets",
+            )
+    # the outboxes of the other phases, with what they still hold (see outbox.handover)
+    earlier: list[EarlierOutbox] = []
+    if not passive:
+        if not isinstance(outbox, TransactionalOutbox) and isinstance(db, OutboxHosting):
+            earlier.append(EarlierOutbox("database", db.transactional_outbox(owner), sheets, db))
+        file_unused = outbox is None or isinstance(outbox, TransactionalOutbox)
+        if file_unused and Path(outbox_path).exists():
+            from qts_data.outbox.sqlite_outbox import SqliteOutbox
+
+            earlier.append(EarlierOutbox("file", SqliteOutbox(outbox_path, owner), sheets, db))
     return HybridAdapter(
         sheets,
         db,
@@ -393,4 +452,7 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
         relay_interval_s=settings.relay_interval_s,
         relay_max_backoff_s=settings.relay_max_backoff_s,
         outbox_alert_age_s=settings.outbox_alert_age_s,
+        earlier_outboxes=earlier,
+        handover_timeout_s=settings.outbox_handover_timeout_s,
+        passive=passive,
     )

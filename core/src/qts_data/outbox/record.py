@@ -97,6 +97,11 @@ class Outbox(abc.ABC):
     async def depth(self) -> tuple[int, int | None]:
         """(records waiting, creation time of the oldest in µs or None)."""
 
+    async def recorded_target(self) -> str | None:
+        """The side its records go to (``"db"`` or ``"sheets"``) when the outbox knows it;
+        read when a later migration phase finds records left in it."""
+        return None
+
     async def claim_delivery(self) -> bool:
         """Whether this process's relay may deliver now. An outbox that several processes
         share lets one relay deliver at a time (so records go out in order); a private

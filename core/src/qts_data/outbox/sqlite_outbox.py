@@ -47,21 +47,40 @@ CREATE TABLE IF NOT EXISTS outbox (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
 class SqliteOutbox(Outbox):
-    def __init__(self, path: str | Path, owner: str, *, durable: str = "normal") -> None:
+    """The outbox in the SQLite file ``path``.
+
+    ``reader``: never take the file (a process that only inspects it). ``delivers_to``:
+    the side its records go to (``"db"`` or ``"sheets"``), recorded in the file by its
+    owner so that a later phase knows where the records left in it belong."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        owner: str,
+        *,
+        durable: str = "normal",
+        reader: bool = False,
+        delivers_to: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.owner = owner
         self.durable = durable
+        self.reader = reader
+        self.delivers_to = delivers_to
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
 
     @property
     def owns_file(self) -> bool:
         """Whether this process holds the file (adds, delivers, replays); see the module."""
-        return self._lock_fd is not None or (self._db is not None and self._unlockable)
+        if self._db is None or self.reader:
+            return False
+        return self._lock_fd is not None or self._unlockable
 
     @property
     def _unlockable(self) -> bool:
@@ -99,7 +118,20 @@ class SqliteOutbox(Outbox):
         db.execute(f"PRAGMA synchronous={'FULL' if self.durable == 'full' else 'NORMAL'}")
         db.executescript(_SCHEMA)
         self._db = db
-        self._lock()
+        if not self.reader:
+            self._lock()
+        if self.delivers_to is not None and self.owns_file:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('delivers_to', ?)",
+                (self.delivers_to,),
+            )
+
+    async def recorded_target(self) -> str | None:
+        """The side the records go to, as its last owner recorded it (None: not recorded)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT value FROM meta WHERE key = 'delivers_to'").fetchone()
+        )
+        return None if row is None else str(row[0])
 
     async def close(self) -> None:
         if self._db is not None:

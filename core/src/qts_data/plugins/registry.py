@@ -84,6 +84,13 @@ class BuildContext(Protocol):
         """A path from the configuration, relative to the configuration file's folder."""
         ...
 
+    @property
+    def inspect_only(self) -> bool:
+        """The stack is opened to be looked at (``qts-data check``, ``verify``...): its
+        components start no background work that changes stored data and take nothing
+        that a running process of the same configuration holds."""
+        ...
+
 
 #: ``factory(settings, ctx) -> component``; called only when a stack uses the component.
 Factory = Callable[[Any, BuildContext], "Component"]

@@ -73,6 +73,10 @@ class _Context:
         self.cache(name)
         return self._stack.cache_manager(name)
 
+    @property
+    def inspect_only(self) -> bool:
+        return self._stack.inspect_only
+
     def resolve_path(self, path: str) -> str:
         candidate = Path(path).expanduser()
         if not candidate.is_absolute():
@@ -83,8 +87,10 @@ class _Context:
 class Stack:
     """The composed data layer. Use ``async with open_stack(...) as stack``."""
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, *, inspect_only: bool = False) -> None:
         self.config = config
+        #: Opened to be looked at: see :attr:`BuildContext.inspect_only`.
+        self.inspect_only = inspect_only
         self.components: dict[Key, Component] = {}
         self.open_errors: dict[Key, str] = {}
         self._managers: dict[str, CacheManager] = {}
@@ -274,15 +280,18 @@ def open_stack(
     *,
     environ: Mapping[str, str] | None = None,
     plugins: PluginHost | None = None,
+    inspect_only: bool = False,
 ) -> Stack:
     """A stack from a TOML file path, a mapping, or None (the embedded default: memory
     adapter behind a memory cache). Environment variables ``QTS_DATA__...`` override any key.
 
     The configuration is validated now; the components open on ``async with``.
+    ``inspect_only``: for tools that look at a stack another process runs (no background
+    work that changes stored data, such as a hybrid's relay).
     """
     env = os.environ if environ is None else environ
     source: str | Path | Mapping[str, Any] | None
     source = Path(config) if isinstance(config, os.PathLike) else config
     raw = load_raw_config(source, env)
     host = plugins if plugins is not None else get_plugin_host()
-    return Stack(validate_config(raw, host))
+    return Stack(validate_config(raw, host), inspect_only=inspect_only)

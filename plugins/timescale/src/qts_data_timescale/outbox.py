@@ -205,6 +205,9 @@ class PostgresOutbox(TransactionalOutbox):
         await self.ack([record_id])
 
     # -- delivering ----------------------------------------------------------------------------
+    async def recorded_target(self) -> str | None:
+        return "sheets"  # records are committed with the database's writes: Sheets is next
+
     async def claim_delivery(self) -> bool:
         now = time.monotonic()
         if self._lease_until > now:
