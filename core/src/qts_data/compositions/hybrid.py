@@ -23,8 +23,10 @@ Where the outbox is (``outbox``):
   succeeded. A process that dies leaves its intents behind, and the next relay
   replays them to the primary (idempotently, in order) and then delivers them.
 
-Nothing is lost either way. Operations one side does not support (ticks on
-Sheets) go to the side that does and are not dual-written.
+Nothing is lost either way, also across phases: records left in the outbox of
+the phase before are delivered when the hybrid opens (:mod:`qts_data.outbox.handover`).
+Operations one side does not support (ticks on Sheets) go to the side that does
+and are not dual-written.
 """
 
 from __future__ import annotations
