@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import asyncpg
 import pytest
 from timescale_support import make
 
@@ -16,6 +17,7 @@ from qts_data.contracts import HealthState, TickData
 from qts_data.errors import BackendError
 from qts_data.testing import PostgresProcess
 from qts_data_timescale.adapter import TimescaleAdapter
+from qts_data_timescale.errors import is_broken_connection, is_connection_error
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
@@ -161,3 +163,16 @@ async def test_reads_are_served_by_the_replica_and_survive_its_lag_and_its_loss(
         assert router.reads == reads + 1
     finally:
         await adapter.close()
+
+
+def test_a_connection_left_mid_operation_counts_as_lost() -> None:
+    # what asyncpg raises on a connection a restart left in the middle of a COPY: it is
+    # dropped and the operation retried on a new connection
+    broken = [
+        asyncpg.InternalClientError(
+            "cannot switch to state 21; another operation (2) is in progress"
+        ),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    ]
+    assert all(is_broken_connection(e) and is_connection_error(e) for e in broken)
+    assert not is_connection_error(asyncpg.InterfaceError("the pool is closing"))

@@ -56,6 +56,7 @@ from qts_data_timescale import queries as q
 from qts_data_timescale import storage
 from qts_data_timescale.errors import (
     SchemaMissingError,
+    is_broken_connection,
     is_connection_error,
     is_replica_conflict,
     translate,
@@ -251,7 +252,12 @@ class TimescaleAdapter(DataSourceAdapter):
             started = time.perf_counter()
             try:
                 async with pool.acquire() as conn:
-                    result = await work(conn)
+                    try:
+                        result = await work(conn)
+                    except Exception as exc:
+                        if is_broken_connection(exc):
+                            conn.terminate()  # the pool replaces it
+                        raise
             except Exception as exc:
                 if retry and is_connection_error(exc):
                     now = time.monotonic()

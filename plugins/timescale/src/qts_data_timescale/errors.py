@@ -28,9 +28,19 @@ class SchemaMissingError(BackendError):
 _CONNECTION_STATES = ("57P01", "57P02", "57P03", "53300")
 
 
+def is_broken_connection(exc: BaseException) -> bool:
+    """True when asyncpg refuses a connection that a failure left in the middle of an
+    operation (a server restart during a COPY): it must be dropped, not reused."""
+    if isinstance(exc, pgerr.InternalClientError):
+        return True
+    return isinstance(exc, pgerr.InterfaceError) and "another operation is in progress" in str(exc)
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """True for a lost or refused connection: the operation may succeed on another one."""
+    """True for a lost, refused or broken connection: the operation may succeed on another one."""
     if isinstance(exc, (pgerr.PostgresConnectionError, ConnectionError, OSError)):
+        return True
+    if is_broken_connection(exc):
         return True
     if isinstance(exc, pgerr.InterfaceError) and not isinstance(exc, ValueError):
         text = str(exc).lower()
