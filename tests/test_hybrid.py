@@ -369,7 +369,8 @@ def position(qty: str) -> Position:
 
 
 async def phase_two_leftovers(path: Path, sheets: MemoryAdapter, db: Switchable) -> None:
-    """Phase 2 (Sheets primary) ends with writes still waiting for the database."""
+    """Phase 2 (Sheets primary) ends with writes still waiting for the database (as intents:
+    which of them completed was known only to the process that ended)."""
     db.down = True
     phase2 = HybridAdapter(
         sheets, db, outbox=SqliteOutbox(path, "phase2", delivers_to="db"), relay_interval_s=0.05
@@ -384,9 +385,10 @@ async def test_records_left_for_the_new_primary_are_delivered_before_it_takes_wr
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "outbox.sqlite"
-    sheets, db = MemoryAdapter(), Switchable()
+    sheets, db = Switchable(), Switchable()
     await phase_two_leftovers(path, sheets, db)
     db.down = False
+    sheets.down = True  # the intents cannot be replayed to Sheets: delivered all the same
     phase3 = HybridAdapter(  # the database is the primary now, with an outbox of its own
         sheets,
         db,
@@ -401,13 +403,40 @@ async def test_records_left_for_the_new_primary_are_delivered_before_it_takes_wr
         await phase3.save_position(position("2"))
         stored = await db.fetch_position("005930")
         assert stored is not None and stored.qty == 2
-        assert not (await phase3.health_check()).message
     finally:
         await phase3.close()
     left = SqliteOutbox(path, "check")
     await left.open()
     assert await left.depth() == (0, None)
     await left.close()
+
+
+async def test_a_file_reused_in_the_next_phase_is_emptied_towards_its_old_target_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"  # outbox = "file" in both phases
+    sheets, db = MemoryAdapter(), Switchable()
+    await phase_two_leftovers(path, sheets, db)
+    db.down = False
+    phase3 = HybridAdapter(
+        sheets,
+        db,
+        primary="db",
+        outbox=SqliteOutbox(path, "phase3", delivers_to="sheets"),
+        earlier_outboxes=[
+            EarlierOutbox("file", SqliteOutbox(path, "phase3"), sheets, db, current_target="sheets")
+        ],
+    )
+    await phase3.open()
+    try:
+        assert [e.order_id for e in await db.fetch_ledger()] == ["o-1"]  # not sent to Sheets
+        assert isinstance(phase3.outbox, SqliteOutbox)
+        assert await phase3.outbox.recorded_target() == "sheets"
+        await phase3.append_ledger(entry("o-2"))
+        assert await phase3.flush(5)
+        assert [e.order_id for e in await sheets.fetch_ledger()] == ["o-1", "o-2"]
+    finally:
+        await phase3.close()
 
 
 async def test_a_hybrid_does_not_take_writes_while_older_ones_cannot_reach_its_primary(
@@ -449,9 +478,7 @@ async def test_records_for_a_side_no_longer_written_are_delivered_in_the_backgro
         db,
         DataSourceMode.DB_ONLY,
         earlier_outboxes=[
-            EarlierOutbox(
-                "database", SqliteOutbox(tmp_path / "db-outbox.sqlite", "phase4"), sheets, db
-            )
+            EarlierOutbox("file", SqliteOutbox(tmp_path / "db-outbox.sqlite", "phase4"), sheets, db)
         ],
         relay_max_backoff_s=0.05,
     )
@@ -460,7 +487,7 @@ async def test_records_for_a_side_no_longer_written_are_delivered_in_the_backgro
         await phase4.append_ledger(entry("o-2"))  # open did not wait for Sheets
         health = await phase4.health_check()
         assert health.state is HealthState.DEGRADED
-        assert "earlier database outbox: 1 records to deliver" in health.message
+        assert "earlier file outbox: 1 records to deliver" in health.message
         sheets.down = False
         for _ in range(100):
             if await sheets.fetch_ledger():

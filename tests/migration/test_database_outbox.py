@@ -198,3 +198,84 @@ async def test_a_rollback_delivers_what_the_database_outbox_still_holds_before_s
         assert await adapter.append_ledger(entry(10))
         assert sorted(await ledger_keys(adapter)) == [f"ord-{n:05d}" for n in range(11)]
     assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 11
+
+
+async def test_moving_to_the_database_primary_first_delivers_what_the_file_outbox_holds(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    _, dsn, phase3 = await migrated_stack(sheets_standin, make_postgres_database, tmp_path)
+    phase2 = config("HYBRID", "sheets", phase3["adapters"]["legacy"], dsn, tmp_path / "o.sqlite")
+    # phase 2 ends before its relay delivered anything (it waits an hour to batch)
+    phase2["adapters"]["main"].update(relay_interval_s=3600, relay_coalesce_s=3600)
+    phase3["adapters"]["main"]["outbox_path"] = str(tmp_path / "o.sqlite")
+    async with open_stack(phase2) as stack:
+        for n in range(5):
+            assert await hybrid_of(stack).append_ledger(entry(n))
+    assert run_psql(dsn, "SELECT count(*) FROM t_ledger") == "0"
+
+    async with open_stack(phase3) as stack:
+        # in the database before the stack took a write
+        assert run_psql(dsn, "SELECT count(*) FROM t_ledger") == "5"
+        assert isinstance(hybrid_of(stack).outbox, PostgresOutbox)
+        assert await hybrid_of(stack).append_ledger(entry(5))
+        assert await hybrid_of(stack).flush(30)
+        assert sorted(await ledger_keys(hybrid_of(stack).sheets)) == [
+            f"ord-{n:05d}" for n in range(6)
+        ]
+
+
+async def test_an_inspecting_stack_leaves_the_database_outbox_to_the_running_process(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    _, dsn, cfg = await migrated_stack(
+        sheets_standin, make_postgres_database, tmp_path, max_retries=1
+    )
+    sheets_standin.fail_next(100_000, 503, match="values.append")
+    async with open_stack(cfg) as stack:
+        for n in range(3):
+            assert await hybrid_of(stack).append_ledger(entry(n))
+    sheets_standin.reset_faults()
+    async with open_stack(cfg, inspect_only=True) as stack:  # qts-data check, verify...
+        await asyncio.sleep(0.5)  # a relay would have delivered by now
+        assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "3"
+        assert run_psql(dsn, "SELECT count(*) FROM qts_outbox_lease") == "0"
+        assert (await hybrid_of(stack).health_check()).details["outbox_depth"] == 3
+    async with open_stack(cfg) as stack:
+        assert await hybrid_of(stack).flush(30)
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
+
+
+async def test_backfill_to_sheets_delivers_the_database_outbox_before_copying_over_it(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    _, dsn, cfg = await migrated_stack(
+        sheets_standin, make_postgres_database, tmp_path, max_retries=1
+    )
+    # Sheets takes no writes from the end of phase 3 on
+    sheets_standin.fail_next(
+        100_000, 503, match=("values.append", "values.update", "values.batchUpdate")
+    )
+    async with open_stack(cfg) as stack:  # phase 3: the position waits in the outbox
+        await hybrid_of(stack).update_position("005930", "1", "70000")
+    db_only = config("DB_ONLY", "db", cfg["adapters"]["legacy"], dsn, tmp_path / "o.sqlite")
+    async with open_stack(db_only) as stack:  # phase 4: a newer position, in the database only
+        await hybrid_of(stack).update_position("005930", "2", "70000")
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "1"
+
+    sheets_standin.reset_faults()  # rollback: backfill --to-sheets, then SHEETS_ONLY
+    path = tmp_path / "db-only.toml"
+    path.write_text(toml(db_only))
+    copied = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "qts_data.cli", "backfill", str(path), "--to-sheets"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
+    rollback = config("SHEETS_ONLY", "sheets", cfg["adapters"]["legacy"], dsn, tmp_path / "o")
+    async with open_stack(rollback) as stack:
+        position = await hybrid_of(stack).fetch_position("005930")
+        assert position is not None and position.qty == 2  # the newer value, not the older

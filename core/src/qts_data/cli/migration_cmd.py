@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from qts_data.cli.check_cmd import config_argument
 from qts_data.cli.errors import EXIT_UNHEALTHY, fail
 from qts_data.cli.output import console, echo_json
 from qts_data.compositions.hybrid import HybridAdapter
+from qts_data.interfaces import OutboxHosting
 from qts_data.migration import BackfillReport, VerifyReport, backfill, verify
+from qts_data.outbox.handover import EarlierOutbox
 from qts_data.stack import Stack, open_stack
 
 
@@ -29,6 +32,18 @@ def find_hybrid(stack: Stack) -> HybridAdapter:
         f"{stack.config.source}: no adapter of type 'hybrid' (backfill and verify need the Sheets/database pair)"
     )
     raise AssertionError  # unreachable: fail() exits
+
+
+async def deliver_database_outbox(hybrid: HybridAdapter) -> None:
+    """Deliver to Sheets what the database's outbox still holds (DB_ONLY after phase 3),
+    before the copy: otherwise those older records would be delivered after it, over the
+    newer values it copied, when the stack next opens."""
+    if isinstance(hybrid.db, OutboxHosting):
+        outbox = hybrid.db.transactional_outbox(f"backfill-{os.getpid()}")
+        earlier = EarlierOutbox("database", outbox, hybrid.sheets, hybrid.db)
+        await earlier.hand_over(hybrid.sheets, timeout_s=hybrid.handover_timeout_s)
+        if earlier.problem:
+            fail(earlier.problem)
 
 
 @click.command("backfill")
@@ -58,6 +73,7 @@ def backfill_command(config: str | None, to_sheets: bool) -> None:
                     bar.update(tasks[what], completed=done, total=max(total, 1))
 
                 if to_sheets:
+                    await deliver_database_outbox(hybrid)
                     return await backfill(hybrid.db, hybrid.sheets, progress)
                 return await backfill(hybrid.sheets, hybrid.db, progress)
 

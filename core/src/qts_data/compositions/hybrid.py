@@ -167,19 +167,19 @@ class HybridAdapter(DelegatingAdapter):
         }
 
     async def open(self) -> None:
-        if not self.passive:
-            try:
+        try:
+            if not self.passive:
                 for earlier in self.earlier_outboxes:
                     await earlier.hand_over(
                         self.primary, timeout_s=self.handover_timeout_s, **self._relay_settings
                     )
-            except BaseException:
-                await self._close_earlier()
-                raise
-        if self.outbox is not None and self.relay is not None:
-            await self.outbox.open()
-            if not self.passive:
-                await self.relay.start()
+            if self.outbox is not None and self.relay is not None:
+                await self.outbox.open()
+                if not self.passive:
+                    await self.relay.start()
+        except BaseException:
+            await self._close_earlier()
+            raise
 
     async def _close_earlier(self) -> None:
         for earlier in self.earlier_outboxes:
@@ -437,12 +437,17 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
     earlier: list[EarlierOutbox] = []
     if not passive:
         if not isinstance(outbox, TransactionalOutbox) and isinstance(db, OutboxHosting):
-            earlier.append(EarlierOutbox("database", db.transactional_outbox(owner), sheets, db))
-        file_unused = outbox is None or isinstance(outbox, TransactionalOutbox)
-        if file_unused and Path(outbox_path).exists():
+            other = db.transactional_outbox(owner, lease_s=settings.relay_lease_s)
+            earlier.append(EarlierOutbox("database", other, sheets, db))
+        if Path(outbox_path).exists():
             from qts_data.outbox.sqlite_outbox import SqliteOutbox
 
-            earlier.append(EarlierOutbox("file", SqliteOutbox(outbox_path, owner), sheets, db))
+            current = outbox.delivers_to if isinstance(outbox, SqliteOutbox) else None
+            earlier.append(
+                EarlierOutbox(
+                    "file", SqliteOutbox(outbox_path, owner), sheets, db, current_target=current
+                )
+            )
     return HybridAdapter(
         sheets,
         db,

@@ -7,6 +7,7 @@ from qts_data.outbox.record import (
     OPERATIONS,
     READY,
     Outbox,
+    OutboxMissingError,
     OutboxRecord,
     TransactionalOutbox,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "OPERATIONS",
     "READY",
     "Outbox",
+    "OutboxMissingError",
     "OutboxRecord",
     "OutboxRelay",
     "SqliteOutbox",

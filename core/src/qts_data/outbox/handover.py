@@ -12,19 +12,20 @@ the side they were meant for when the hybrid opens:
 * in the background otherwise (the database's records for Sheets in DB_ONLY,
   where nothing else writes to Sheets).
 
-An outbox another process holds is left to that process.
+Records another process still delivers (a process of the earlier phase that is
+still running) are waited for in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from qts_data.errors import BackendError
 from qts_data.interfaces import DataSourceAdapter
-from qts_data.outbox.record import Outbox
+from qts_data.outbox.record import Outbox, OutboxMissingError
 from qts_data.outbox.relay import OutboxRelay
 
 log = logging.getLogger("qts_data.outbox")
@@ -32,46 +33,49 @@ log = logging.getLogger("qts_data.outbox")
 
 @dataclass
 class EarlierOutbox:
-    """An outbox the hybrid does not use in its current mode (``label``: "file" or
-    "database"), over the hybrid's two sides."""
+    """An outbox the hybrid may have left in another phase (``label``: "file" or "database"),
+    over the hybrid's two sides. ``current_target``: when the current phase uses this same
+    outbox, the side it delivers to now; records already going there are left to its relay.
+    """
 
     label: str
     outbox: Outbox
     sheets: DataSourceAdapter
     db: DataSourceAdapter
+    current_target: str | None = None
     relay: OutboxRelay | None = None
     task: asyncio.Task[bool] | None = None
-    problem: str | None = field(default=None)
+    #: Why what waits in it could not be handed over (the hybrid reports it DEGRADED).
+    problem: str | None = None
 
     async def hand_over(
         self, writes_to: DataSourceAdapter, *, timeout_s: float, **relay: Any
     ) -> None:
         """Deliver what waits in it: at once when its records go to ``writes_to`` (the side
         the hybrid now writes first; raises when that takes longer than ``timeout_s``), in
-        the background otherwise."""
+        the background otherwise. Records another process delivers are waited for the same
+        way. When the outbox cannot be read (its database is down), :attr:`problem` says so
+        and the hybrid opens all the same: a rollback must not depend on the database."""
         try:
             await self.outbox.open()
-        except Exception as exc:  # e.g. a database whose schema predates the outbox
-            log.info("earlier %s outbox not checked: %s", self.label, exc)
+        except OutboxMissingError:
+            return  # a schema from before the outbox: nothing can be waiting in it
+        except Exception as exc:
+            self._cannot_check(exc)
             return
         try:
             target = await self.outbox.recorded_target() or "db"
-            primary, secondary = (
-                (self.sheets, self.db) if target == "db" else (self.db, self.sheets)
-            )
-            first = secondary is writes_to
-            if not await self.outbox.claim_delivery():
-                await self.close()  # another process holds it and delivers it
-                return
             waiting, _ = await self.outbox.depth()
-            if waiting == 0:
-                await self.close()
-                return
         except Exception as exc:
-            self.problem = f"earlier {self.label} outbox not checked: {exc}"
-            log.warning("%s", self.problem)
-            await self.close()
+            self._cannot_check(exc)
+            await self.outbox.close()
             return
+        if waiting == 0 or target == self.current_target:
+            await self.outbox.close()
+            return
+        primary, secondary = (self.sheets, self.db) if target == "db" else (self.db, self.sheets)
+        # the same outbox as the current phase's must be emptied before that one opens it
+        first = secondary is writes_to or self.current_target is not None
         log.warning(
             "%d records of the earlier %s outbox still go to %s: delivering them %s",
             waiting,
@@ -80,23 +84,39 @@ class EarlierOutbox:
             "before taking writes" if first else "in the background",
         )
         self.relay = OutboxRelay(self.outbox, primary, secondary, **relay)
-        await self.relay.recover()
-        if first:
-            if not await self.relay.drain(timeout_s):
-                depth, _ = await self.outbox.depth()
-                error = self.relay.last_error or "no answer"
-                await self.close()
-                raise BackendError(
-                    f"{depth} records of the earlier {self.label} outbox could not be delivered "
-                    f"to {target} in {timeout_s:.0f} s ({error}); "
-                    "the hybrid does not take writes before "
-                    "they are, so that no newer write is overtaken by an older one"
-                )
-            await self.close()
+        try:
+            if await self.outbox.claim_delivery():
+                # intents of the dead process: replayed to the side it wrote first if it
+                # can take them, delivered to ``target`` either way
+                await self.relay.recover(best_effort=True)
+        except Exception as exc:
+            self._cannot_check(exc)
+            await self.outbox.close()
             return
-        self.task = asyncio.get_running_loop().create_task(
-            self._drain_then_close(), name="qts-outbox-handover"
+        if not first:
+            self.task = asyncio.get_running_loop().create_task(
+                self._drain_then_close(), name="qts-outbox-handover"
+            )
+            return
+        try:
+            if await self.relay.drain(timeout_s):
+                return
+            depth, _ = await self.outbox.depth()
+        finally:
+            await self.outbox.close()
+        raise BackendError(
+            f"{depth} records of the earlier {self.label} outbox could not be delivered to "
+            f"{target} in {timeout_s:.0f} s ({self.relay.last_error or 'another process holds them'}); "
+            "the hybrid does not take writes before they are, so that no newer write is "
+            "overtaken by an older one"
         )
+
+    def _cannot_check(self, exc: BaseException) -> None:
+        self.problem = (
+            f"earlier {self.label} outbox not checked ({type(exc).__name__}: {exc}): records "
+            "left in it are delivered when it can be read, possibly after newer writes"
+        )
+        log.warning("%s", self.problem)
 
     async def _drain_then_close(self) -> bool:
         assert self.relay is not None
@@ -109,7 +129,10 @@ class EarlierOutbox:
         """Records still to deliver (0 once handed over)."""
         if self.task is None or self.task.done():
             return 0
-        depth, _ = await self.outbox.depth()
+        try:
+            depth, _ = await self.outbox.depth()
+        except Exception:  # its database is down: still waiting
+            return 1
         return depth
 
     async def close(self) -> None:

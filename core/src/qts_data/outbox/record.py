@@ -21,6 +21,7 @@ from qts_data.contracts import (
     RiskConfig,
     StrategyParam,
 )
+from qts_data.errors import BackendError
 
 T = TypeVar("T")
 
@@ -114,6 +115,10 @@ class Outbox(abc.ABC):
         have happened, so the relay replays them to the primary before delivering them."""
 
 
+class OutboxMissingError(BackendError):
+    """The store has no outbox: its schema predates it (nothing can be waiting in it)."""
+
+
 class TransactionalOutbox(Outbox):
     """An outbox kept in the primary store itself (PostgreSQL for the ``timescale`` adapter).
 
@@ -121,6 +126,10 @@ class TransactionalOutbox(Outbox):
     stored or neither is, so there is no intent to replay after a crash. Such an
     outbox may be shared by several processes; it lets one relay deliver at a time.
     """
+
+    async def recorded_target(self) -> str | None:
+        # its records were committed with the database's writes: Sheets is the other side
+        return "sheets"
 
     @abc.abstractmethod
     async def commit_with(

@@ -133,16 +133,21 @@ class OutboxRelay:
         """A record is ready: deliver soon (unless backing off)."""
         self._wake.set()
 
-    async def recover(self) -> None:
-        """Replay leftover intents of dead processes to the primary, then make them deliverable."""
+    async def recover(self, *, best_effort: bool = False) -> None:
+        """Replay leftover intents of dead processes to the primary, then make them deliverable.
+
+        A record whose replay fails stays an intent (the relay delivers nothing past it)
+        unless ``best_effort``: then it is delivered all the same (a later phase's
+        handover, where the primary is no longer the side that matters)."""
         for record in await self.outbox.leftover_intents():
             try:
                 await apply_record(self.primary, record)
+                self.replayed += 1
             except Exception as exc:
                 log.error("replay of outbox record %s to the primary failed: %s", record.id, exc)
-                continue
+                if not best_effort:
+                    continue
             await self.outbox.mark_ready(record.id)
-            self.replayed += 1
 
     async def run_once(self) -> int:
         """Deliver one batch; returns how many records were delivered (raises on failure)."""
@@ -189,13 +194,14 @@ class OutboxRelay:
         while left() > 0:
             try:
                 delivered = await self.run_once()
-            except Exception:
+                depth = (await self.outbox.depth())[0] if delivered == 0 else -1
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 backoff = min(self.max_backoff_s, backoff * 2 or 0.05)
                 await asyncio.sleep(min(backoff, max(0.0, left())))
                 continue
             backoff = 0.0
             if delivered == 0:
-                depth, _ = await self.outbox.depth()
                 if depth == 0:
                     return True
                 # an intent whose primary write is in flight, or another process's turn

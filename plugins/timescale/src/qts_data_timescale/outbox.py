@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from qts_data.errors import BackendError
-from qts_data.outbox import INTENT, READY, OutboxRecord, TransactionalOutbox
+from qts_data.outbox import (
+    INTENT,
+    READY,
+    OutboxMissingError,
+    OutboxRecord,
+    TransactionalOutbox,
+)
 
 if TYPE_CHECKING:
     from qts_data_timescale.adapter import TimescaleAdapter
@@ -129,7 +135,7 @@ class PostgresOutbox(TransactionalOutbox):
             return bool(await conn.fetchval("SELECT to_regclass('qts_outbox') IS NOT NULL"))
 
         if not await self.adapter._primary("outbox open", exists, retry=True, timed=False):
-            raise BackendError(
+            raise OutboxMissingError(
                 f"the database at {self.adapter.address} has no outbox table (schema version 4); "
                 "run `qts-data migrate` (or set auto_migrate = true)"
             )
@@ -205,9 +211,6 @@ class PostgresOutbox(TransactionalOutbox):
         await self.ack([record_id])
 
     # -- delivering ----------------------------------------------------------------------------
-    async def recorded_target(self) -> str | None:
-        return "sheets"  # records are committed with the database's writes: Sheets is next
-
     async def claim_delivery(self) -> bool:
         now = time.monotonic()
         if self._lease_until > now:
