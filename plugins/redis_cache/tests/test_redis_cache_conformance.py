@@ -16,6 +16,10 @@ from qts_data.testing import CacheClientConformance
 from qts_data.testing.servers import RedisProcess
 from qts_data_redis_cache.client import RedisCacheClient
 
+#: The suite checks behaviour, not latency (the fault tests check the timeouts): a loaded
+#: machine must not turn 600 concurrent commands into a timeout at the defaults (100 ms).
+PATIENT = {"socket_timeout_ms": 5000, "pool_timeout_ms": 5000, "connect_timeout_ms": 5000}
+
 
 class TestRedisCacheConformance(CacheClientConformance):
     """The machine's Redis, under a key prefix of each test's own (removed afterwards)."""
@@ -24,7 +28,7 @@ class TestRedisCacheConformance(CacheClientConformance):
     def make_cache_client(
         self, redis_url: str, redis_key_prefix: str
     ) -> Callable[[], RedisCacheClient]:
-        return lambda: RedisCacheClient(url=redis_url, prefix=redis_key_prefix)
+        return lambda: RedisCacheClient(url=redis_url, prefix=redis_key_prefix, **PATIENT)
 
 
 class TestRedisClusterConformance(CacheClientConformance):
@@ -41,7 +45,7 @@ class TestRedisClusterConformance(CacheClientConformance):
     ) -> Callable[[], RedisCacheClient]:
         prefix = f"qts-test:{{{secrets.token_hex(4)}}}:"
         url = redis_cluster[0].url
-        return lambda: RedisCacheClient(url=url, cluster=True, prefix=prefix)
+        return lambda: RedisCacheClient(url=url, cluster=True, prefix=prefix, **PATIENT)
 
 
 class TestRedisClusterSpreadConformance(CacheClientConformance):
@@ -60,7 +64,7 @@ class TestRedisClusterSpreadConformance(CacheClientConformance):
     ) -> Callable[[], RedisCacheClient]:
         prefix = f"qts-test:{secrets.token_hex(4)}:"
         url = redis_cluster[0].url
-        return lambda: RedisCacheClient(url=url, cluster=True, prefix=prefix)
+        return lambda: RedisCacheClient(url=url, cluster=True, prefix=prefix, **PATIENT)
 
     async def test_transaction_pipeline_returns_results_and_applies_all(
         self, cache_client: CacheClient
