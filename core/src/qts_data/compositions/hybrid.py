@@ -65,7 +65,7 @@ from qts_data.interfaces import (
 )
 from qts_data.outbox.handover import EarlierOutbox
 from qts_data.outbox.record import Outbox, TransactionalOutbox
-from qts_data.outbox.relay import OutboxRelay
+from qts_data.outbox.relay import OutboxRelay, RelayPacing
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
 
 
@@ -159,7 +159,7 @@ class HybridAdapter(DelegatingAdapter):
         self.earlier_outboxes = list(earlier_outboxes)
         self.handover_timeout_s = handover_timeout_s
         self.passive = passive
-        self._relay_settings = {
+        self._pacing: RelayPacing = {
             "batch_size": relay_batch_size,
             "coalesce_s": relay_coalesce_s,
             "interval_s": relay_interval_s,
@@ -171,7 +171,7 @@ class HybridAdapter(DelegatingAdapter):
             if not self.passive:
                 for earlier in self.earlier_outboxes:
                     await earlier.hand_over(
-                        self.primary, timeout_s=self.handover_timeout_s, **self._relay_settings
+                        self.primary, timeout_s=self.handover_timeout_s, pacing=self._pacing
                     )
             if self.outbox is not None and self.relay is not None:
                 await self.outbox.open()

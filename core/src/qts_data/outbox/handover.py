@@ -21,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from qts_data.errors import BackendError
 from qts_data.interfaces import DataSourceAdapter
 from qts_data.outbox.record import Outbox, OutboxMissingError
-from qts_data.outbox.relay import OutboxRelay
+from qts_data.outbox.relay import OutboxRelay, RelayPacing
 
 log = logging.getLogger("qts_data.outbox")
 
@@ -49,7 +48,11 @@ class EarlierOutbox:
     problem: str | None = None
 
     async def hand_over(
-        self, writes_to: DataSourceAdapter, *, timeout_s: float, **relay: Any
+        self,
+        writes_to: DataSourceAdapter,
+        *,
+        timeout_s: float,
+        pacing: RelayPacing | None = None,
     ) -> None:
         """Deliver what waits in it: at once when its records go to ``writes_to`` (the side
         the hybrid now writes first; raises when that takes longer than ``timeout_s``), in
@@ -83,7 +86,7 @@ class EarlierOutbox:
             target,
             "before taking writes" if first else "in the background",
         )
-        self.relay = OutboxRelay(self.outbox, primary, secondary, **relay)
+        self.relay = OutboxRelay(self.outbox, primary, secondary, **(pacing or {}))
         try:
             if await self.outbox.claim_delivery():
                 # intents of the dead process: replayed to the side it wrote first if it

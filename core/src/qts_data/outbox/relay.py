@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from qts_data.contracts import Interval
 from qts_data.interfaces import DataSourceAdapter
@@ -81,6 +81,15 @@ async def apply_batch(adapter: DataSourceAdapter, records: Sequence[OutboxRecord
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
         i = j
+
+
+class RelayPacing(TypedDict, total=False):
+    """How a relay batches and retries (the ``relay_*`` settings of the hybrid)."""
+
+    batch_size: int
+    coalesce_s: float
+    interval_s: float
+    max_backoff_s: float
 
 
 class OutboxRelay:
