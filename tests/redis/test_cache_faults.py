@@ -96,6 +96,12 @@ async def test_kill_and_restart_under_concurrent_reads_no_error_no_stale_value(
         assert errors == []
         assert too_old == []
         assert reads > 1000
+        # Calls right after the restart may be slow enough (new connections on a loaded
+        # machine) to open the breaker once more; it closes again on its own probes.
+        deadline = time.monotonic() + 5
+        while stack.cache.breaker.state is not BreakerState.CLOSED and time.monotonic() < deadline:
+            await adapter.fetch_position("S0")
+            await asyncio.sleep(0.05)
         assert stack.cache.breaker.state is BreakerState.CLOSED
         stats = stack.cache.stats()["position"]
         assert stats.fallbacks > 0 and stats.hits > 0
