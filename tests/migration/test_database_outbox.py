@@ -146,6 +146,18 @@ def toml(cfg: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``qts-data ARGS`` in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "qts_data.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 def test_migrate_creates_the_outbox_a_hybrid_stack_needs(
     sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
 ) -> None:
@@ -153,16 +165,6 @@ def test_migrate_creates_the_outbox_a_hybrid_stack_needs(
     sheets = standin_settings(sheets_standin, spreadsheet)
     path = tmp_path / "qts.toml"
     path.write_text(toml(hybrid_config(sheets, make_postgres_database(), tmp_path)))
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "qts_data.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, "COLUMNS": "200"},
-        )
 
     before = cli("check", str(path))  # the stack cannot open: its outbox table is missing
     assert before.returncode != 0
@@ -265,14 +267,7 @@ async def test_backfill_to_sheets_delivers_the_database_outbox_before_copying_ov
     sheets_standin.reset_faults()  # rollback: backfill --to-sheets, then SHEETS_ONLY
     path = tmp_path / "db-only.toml"
     path.write_text(toml(db_only))
-    copied = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "qts_data.cli", "backfill", str(path), "--to-sheets"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    copied = await asyncio.to_thread(cli, "backfill", str(path), "--to-sheets")
     assert copied.returncode == 0, copied.stderr
     assert run_psql(dsn, "SELECT count(*) FROM qts_outbox") == "0"
     rollback = config("SHEETS_ONLY", "sheets", cfg["adapters"]["legacy"], dsn, tmp_path / "o")

@@ -409,6 +409,8 @@ class HybridAdapter(DelegatingAdapter):
 
 
 def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
+    from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when a hybrid is built
+
     sheets, db = ctx.adapter(settings.sheets), ctx.adapter(settings.db)
     owner = f"{os.getpid()}-{time.time_ns()}"
     outbox_path = ctx.resolve_path(settings.outbox_path)
@@ -425,8 +427,6 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
                 f"{settings.primary} is a {type(primary).__name__}: use outbox = 'file' or 'auto'"
             )
         else:
-            from qts_data.outbox.sqlite_outbox import SqliteOutbox  # sqlite3 only when needed
-
             outbox = SqliteOutbox(
                 outbox_path,
                 owner=owner,
@@ -440,8 +440,6 @@ def make_hybrid(settings: HybridSettings, ctx: BuildContext) -> HybridAdapter:
             other = db.transactional_outbox(owner, lease_s=settings.relay_lease_s)
             earlier.append(EarlierOutbox("database", other, sheets, db))
         if Path(outbox_path).exists():
-            from qts_data.outbox.sqlite_outbox import SqliteOutbox
-
             current = outbox.delivers_to if isinstance(outbox, SqliteOutbox) else None
             earlier.append(
                 EarlierOutbox(

@@ -206,7 +206,7 @@ class OutboxRelay:
                 depth = (await self.outbox.depth())[0] if delivered == 0 else -1
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                backoff = min(self.max_backoff_s, backoff * 2 or 0.05)
+                backoff = self._next_backoff(backoff, first=0.05)
                 await asyncio.sleep(min(backoff, max(0.0, left())))
                 continue
             backoff = 0.0
@@ -217,6 +217,10 @@ class OutboxRelay:
                 await asyncio.sleep(min(0.01 if self.has_turn else 0.2, max(0.0, left())))
         return False
 
+    def _next_backoff(self, current: float, *, first: float) -> float:
+        """The wait after one more failure: ``first``, then doubling up to ``max_backoff_s``."""
+        return min(self.max_backoff_s, max(first, current * 2))
+
     async def _loop(self) -> None:
         while True:
             try:
@@ -225,9 +229,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._backoff = min(
-                    self.max_backoff_s, max(self.interval_s, self._backoff * 2 or self.interval_s)
-                )
+                self._backoff = self._next_backoff(self._backoff, first=self.interval_s)
                 log.warning("outbox delivery failed, next try in %.1f s: %s", self._backoff, exc)
                 await asyncio.sleep(self._backoff)
                 continue

@@ -33,6 +33,13 @@ from qts_data.outbox.record import INTENT, READY, Outbox, OutboxRecord
 
 T = TypeVar("T")
 
+try:
+    import fcntl
+
+    _HAS_FCNTL = True
+except ImportError:  # pragma: no cover - Windows
+    _HAS_FCNTL = False
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,6 +81,8 @@ class SqliteOutbox(Outbox):
         self.delivers_to = delivers_to
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        #: No advisory lock to take: an in-memory database, or no fcntl (Windows).
+        self._unlockable = self.path == ":memory:" or not _HAS_FCNTL
 
     @property
     def owns_file(self) -> bool:
@@ -82,19 +91,9 @@ class SqliteOutbox(Outbox):
             return False
         return self._lock_fd is not None or self._unlockable
 
-    @property
-    def _unlockable(self) -> bool:
-        try:
-            import fcntl  # noqa: F401
-        except ImportError:  # pragma: no cover - Windows
-            return True
-        return self.path == ":memory:"
-
     def _lock(self) -> None:
         if self._unlockable:
             return
-        import fcntl
-
         fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
