@@ -1,20 +1,20 @@
 """Fixtures of the timescale plugin's tests: a migrated database of the run's own on the
 machine's PostgreSQL (emptied before each test that asks for it), adapters over it, and a
-TimescaleDB engine (shared/timescaledb-wasm) on a free loopback port."""
+TimescaleDB engine of the run (:mod:`qts_data_timescale.testing.engine`, installed from npm
+into a cache folder on first use) on a free loopback port."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from timescale_support import TABLES, WASM_RUN, WasmEngine, make, migrated
+from timescale_support import TABLES, make, migrated
 
-from qts_data.testing import PostgresDatabaseFactory, find_free_port, run_psql
+from qts_data.testing import PostgresDatabaseFactory, run_psql
 from qts_data_timescale.adapter import TimescaleAdapter
+from qts_data_timescale.testing import fixtures
 
 
 @pytest.fixture(scope="session")
@@ -41,27 +41,10 @@ async def adapter(empty_database: str) -> AsyncIterator[TimescaleAdapter]:
         await made.close()
 
 
-@pytest.fixture(scope="session")
-def timescaledb_engine() -> Iterator[WasmEngine]:
-    """A TimescaleDB engine of this run (started once, stopped at the end)."""
-    if not WASM_RUN.exists() or shutil.which("node") is None:
-        pytest.fail(
-            f"the TimescaleDB engine is needed: {WASM_RUN} and node (set QTS_TEST_TIMESCALEDB_WASM)",
-            pytrace=False,
-        )
-    port = find_free_port()
-    started = subprocess.run(
-        [str(WASM_RUN), "start", str(port)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if started.returncode != 0:
-        pytest.fail(f"the TimescaleDB engine did not start: {started.stderr}", pytrace=False)
-    try:
-        yield WasmEngine(port)
-    finally:
-        subprocess.run(
-            [str(WASM_RUN), "stop", str(port)], capture_output=True, timeout=60, check=False
-        )
+#: The TimescaleDB engine of the session (started on first use, stopped at the end).
+timescaledb_engine = fixtures.timescaledb_engine
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Install the engine before the first test, or stop the run saying what is missing."""
+    fixtures.prepare_engine(config, items)

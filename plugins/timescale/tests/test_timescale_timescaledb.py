@@ -1,4 +1,4 @@
-"""The TimescaleDB flavour against a real TimescaleDB engine (shared/timescaledb-wasm).
+"""The TimescaleDB flavour against a real TimescaleDB engine (qts_data_timescale.testing.engine).
 
 The engine is PostgreSQL 17 + TimescaleDB 2.23 compiled to WebAssembly: the
 migrations, the continuous aggregates and policies, and the adapter's queries
@@ -18,12 +18,13 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from timescale_support import TABLES, WRITES, Factory, WasmEngine, check_write_with_its_record
+from timescale_support import TABLES, WRITES, Factory, check_write_with_its_record
 
 from qts_data.contracts import HealthState, Interval, TickData
 from qts_data.interfaces import MigrationReport
 from qts_data.testing import AdapterConformance
 from qts_data_timescale.adapter import SHEETS, TimescaleAdapter
+from qts_data_timescale.testing import TimescaleEngine
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
@@ -32,19 +33,19 @@ AGGREGATES = ("ohlcv_1m", "daily_pnl", "hourly_execution_metrics")
 
 @dataclass
 class MigratedEngine:
-    engine: WasmEngine
+    engine: TimescaleEngine
     dry_run: MigrationReport
     first: MigrationReport
     upgrade: MigrationReport
     again: MigrationReport
 
 
-async def _connect(engine: WasmEngine) -> asyncpg.Connection:
+async def _connect(engine: TimescaleEngine) -> asyncpg.Connection:
     return await asyncpg.connect(engine.dsn, ssl=False, statement_cache_size=0)
 
 
 @pytest.fixture(scope="session")
-def migrated_engine(timescaledb_engine: WasmEngine) -> MigratedEngine:
+def migrated_engine(timescaledb_engine: TimescaleEngine) -> MigratedEngine:
     """The engine with the schema: a dry run first, then version 1, then the upgrade to the newest."""
     import asyncio
 
@@ -64,7 +65,7 @@ def migrated_engine(timescaledb_engine: WasmEngine) -> MigratedEngine:
 
 
 @pytest_asyncio.fixture
-async def engine(migrated_engine: MigratedEngine) -> AsyncIterator[WasmEngine]:
+async def engine(migrated_engine: MigratedEngine) -> AsyncIterator[TimescaleEngine]:
     """The migrated engine with every table and continuous aggregate emptied."""
     conn = await _connect(migrated_engine.engine)
     try:
@@ -76,7 +77,7 @@ async def engine(migrated_engine: MigratedEngine) -> AsyncIterator[WasmEngine]:
     yield migrated_engine.engine
 
 
-async def fetch(engine: WasmEngine, sql: str, *args: Any) -> list[asyncpg.Record]:
+async def fetch(engine: TimescaleEngine, sql: str, *args: Any) -> list[asyncpg.Record]:
     conn = await _connect(engine)
     try:
         return await conn.fetch(sql, *args)
@@ -110,7 +111,7 @@ def test_versions_upgrade_one_after_another_and_rerunning_is_harmless(
     assert any("TimescaleDB 2." in note for note in migrated_engine.first.notes)
 
 
-async def test_hypertables_have_the_seed_chunk_intervals(engine: WasmEngine) -> None:
+async def test_hypertables_have_the_seed_chunk_intervals(engine: TimescaleEngine) -> None:
     rows = await fetch(
         engine,
         """SELECT d.hypertable_name, d.column_name, d.time_interval
@@ -128,7 +129,9 @@ async def test_hypertables_have_the_seed_chunk_intervals(engine: WasmEngine) -> 
     }
 
 
-async def test_continuous_aggregates_policies_compression_and_retention(engine: WasmEngine) -> None:
+async def test_continuous_aggregates_policies_compression_and_retention(
+    engine: TimescaleEngine,
+) -> None:
     aggregates = await fetch(
         engine,
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates",
@@ -161,7 +164,7 @@ async def test_continuous_aggregates_policies_compression_and_retention(engine: 
     assert [row["attname"] for row in settings] == ["symbol"]
 
 
-async def test_seed_indexes_exist(engine: WasmEngine) -> None:
+async def test_seed_indexes_exist(engine: TimescaleEngine) -> None:
     rows = await fetch(engine, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
     names = {row["indexname"] for row in rows}
     assert {
@@ -188,7 +191,7 @@ class TestTimescaleDBConformance(AdapterConformance):
     raw_sheet_names = tuple(SHEETS)
 
     @pytest.fixture
-    def make_adapter(self, engine: WasmEngine) -> Factory:
+    def make_adapter(self, engine: TimescaleEngine) -> Factory:
         return engine.adapter
 
 
@@ -208,7 +211,7 @@ async def _refresh_minutes(adapter: TimescaleAdapter) -> None:
 
 @pytest.mark.parametrize("refresh", [True, False])
 async def test_ticks_backfilled_below_the_watermark_refresh_the_minute_aggregate(
-    engine: WasmEngine, refresh: bool
+    engine: TimescaleEngine, refresh: bool
 ) -> None:
     adapter = engine.adapter(refresh_after_backfill=refresh)
     await adapter.open()
@@ -228,7 +231,7 @@ async def test_ticks_backfilled_below_the_watermark_refresh_the_minute_aggregate
 
 
 async def test_newest_ticks_past_the_watermark_are_in_the_minute_candles(
-    engine: WasmEngine,
+    engine: TimescaleEngine,
 ) -> None:
     adapter = engine.adapter()
     await adapter.open()
@@ -249,7 +252,9 @@ async def test_newest_ticks_past_the_watermark_are_in_the_minute_candles(
     ]
 
 
-async def test_storage_report_shows_hypertables_chunks_and_compression(engine: WasmEngine) -> None:
+async def test_storage_report_shows_hypertables_chunks_and_compression(
+    engine: TimescaleEngine,
+) -> None:
     adapter = engine.adapter()
     await adapter.open()
     try:
@@ -282,7 +287,7 @@ async def test_storage_report_shows_hypertables_chunks_and_compression(engine: W
     assert len(stored) == 3
 
 
-async def test_maintain_runs_the_retention_and_compression_jobs(engine: WasmEngine) -> None:
+async def test_maintain_runs_the_retention_and_compression_jobs(engine: TimescaleEngine) -> None:
     now = datetime.now(UTC)
     adapter = engine.adapter()
     await adapter.open()
@@ -300,7 +305,7 @@ async def test_maintain_runs_the_retention_and_compression_jobs(engine: WasmEngi
     assert [t.trade_id for t in kept] == ["new"]
 
 
-async def test_health_names_the_timescaledb_version(engine: WasmEngine) -> None:
+async def test_health_names_the_timescaledb_version(engine: TimescaleEngine) -> None:
     adapter = engine.adapter()
     await adapter.open()
     try:
@@ -315,7 +320,7 @@ async def test_health_names_the_timescaledb_version(engine: WasmEngine) -> None:
 
 @pytest.mark.parametrize("name", list(WRITES))
 async def test_writes_commit_with_their_outbox_record_on_hypertables(
-    engine: WasmEngine, name: str
+    engine: TimescaleEngine, name: str
 ) -> None:
     """The write-plus-record statements are valid TimescaleDB (the ledger, candles and logs
     are hypertables there)."""
