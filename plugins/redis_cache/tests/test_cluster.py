@@ -11,7 +11,7 @@ import pytest
 from redis.crc import key_slot
 
 from qts_data.contracts import HealthState
-from qts_data.errors import BackendError, NotSupportedError
+from qts_data.errors import BackendError, Failure, NotSupportedError
 from qts_data.testing.servers import RedisProcess, RedisProcessFactory
 from qts_data_redis_cache.client import RedisCacheClient
 
@@ -116,8 +116,10 @@ async def test_a_cluster_url_on_a_standalone_server_is_an_error(
     throwaway_redis: RedisProcess,
 ) -> None:
     client = RedisCacheClient(url=throwaway_redis.url, cluster=True)
-    with pytest.raises(BackendError, match="Cluster mode is not enabled"):
+    with pytest.raises(BackendError) as caught:
         await client.open()
+    assert caught.value.failure is Failure.REFUSED, caught.value
+    assert caught.value.operation == "CLUSTER SLOTS"
     await client.close()
 
 

@@ -17,7 +17,11 @@ fails after ``pool_timeout_ms`` without any command completing (see
 ``socket_timeout_ms`` to each write and read and ``connect_timeout_ms`` to each
 connect. No PING precedes commands (``health_check_interval=0``): a connection
 the server closed is found by a non-blocking look at its buffer before each use
-and reconnected, so a restarted server is used again without an error.
+and reconnected, so a restarted server is used again without an error. When
+the close is noticed only by the command itself (the server's FIN or RST had
+not arrived yet), a command that is safe to repeat (:func:`repeatable`) is sent
+once more on a fresh connection, within the same ``socket_timeout_ms``; any
+other command fails with ``Failure.DISCONNECTED``, since it may have run.
 
 The standalone pool is this module's own (an idle list plus the gate) over
 redis-py's ``Connection`` objects, which do the parsing (hiredis), TLS, AUTH
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import version
@@ -54,7 +59,7 @@ from redis.exceptions import (
 from redis.utils import HIREDIS_AVAILABLE
 
 from qts_data.config.secrets import mask
-from qts_data.errors import BackendError, NotSupportedError
+from qts_data.errors import BackendError, Failure, NotSupportedError
 from qts_data_redis_cache.gate import GateClosed, GateTimeout, SlotGate
 from qts_data_redis_cache.settings import Endpoint, RedisCacheSettings
 
@@ -71,6 +76,7 @@ __all__ = [
     "connection_kwargs",
     "exchange",
     "make_backend",
+    "repeatable",
 ]
 
 #: The commands whose replies the client decodes itself (raw on the cluster client too).
@@ -105,6 +111,51 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
+#: A connection that was closed or reset under a command (as opposed to a timeout, or an
+#: error reply). redis-py wraps socket errors in its ConnectionError; OSError covers the rest.
+LOST_CONNECTION: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
+
+#: Commands that leave the same state however often they run: reads, DEL (a removed cache
+#: entry is reloaded from its source), PUBLISH (an invalidation received twice is harmless).
+_REPEATABLE = frozenset(
+    {
+        "GET",
+        "MGET",
+        "EXISTS",
+        "PTTL",
+        "HGET",
+        "HGETALL",
+        "HLEN",
+        "ZRANGE",
+        "ZREVRANGE",
+        "ZRANGEBYSCORE",
+        "ZCARD",
+        "SCAN",
+        "PING",
+        "INFO",
+        "DEL",
+        "PUBLISH",
+    }
+)
+_ABSOLUTE_EXPIRY = ("PXAT", "EXAT")
+
+
+def repeatable(command: Sequence[Any]) -> bool:
+    """True when running ``command`` a second time cannot make anything older or less true.
+
+    Reads, ``DEL`` and ``PUBLISH`` are; ``SET`` is when its expiry is absolute (``PXAT``/
+    ``EXAT``: a late second run expires when the first would have). A relative TTL
+    (``PX``, ``PEXPIRE``) is not: run again later, it would keep the value for longer
+    than its kind allows.
+    """
+    name = command[0]
+    if name in _REPEATABLE:
+        return True
+    if name == "SET":
+        return any(part in _ABSOLUTE_EXPIRY for part in command[3:])
+    return False
+
+
 _REDIS_MAJOR = int(version("redis").split(".")[0])
 
 #: Most connections being opened at once by one client (the rest of a burst waits, within
@@ -121,12 +172,36 @@ _can_read: Any = getattr(Connection, "can_read", None) or Connection.can_read_de
 
 
 async def _drop_if_stale(conn: Any) -> None:
-    """Disconnect a connection the server closed (EOF) or with unread data; the next write reconnects."""
+    """Disconnect a connection the server closed (EOF, reset) or with unread data; the next
+    write reconnects. (redis-py >= 8 raises ConnectionError for EOF without disconnecting.)"""
     try:
-        if await _can_read(conn):
-            await conn.disconnect()
+        stale = await _can_read(conn)
     except RedisConnectionError:
-        pass  # the probe found it broken and disconnected it
+        stale = True
+    if stale:
+        await conn.disconnect(nowait=True)
+
+
+def _closed_under(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection was closed or reset (not that it timed out)."""
+    return not isinstance(exc, (TimeoutError, RedisTimeoutError, asyncio.TimeoutError))
+
+
+def _retry_on_cluster(exc: BaseException, command: Sequence[Any]) -> bool:
+    """Whether a cluster command that lost its connection (not while connecting, not by a
+    timeout) is sent once more: redis-py reconnects (and re-learns the slots) for it."""
+    return _closed_under(exc) and not _while_connecting(exc) and repeatable(command)
+
+
+def _while_connecting(exc: BaseException) -> bool:
+    """Whether redis-py raised ``exc`` while connecting, for the paths where redis-py
+    connects on its own (the cluster client): a refused or unresolvable address under its
+    ConnectionError, or its connect timeout ("Timeout connecting to server")."""
+    context = exc.__cause__ or exc.__context__
+    if isinstance(exc, OSError) or isinstance(context, OSError):
+        errors = (ConnectionRefusedError, socket.gaierror)
+        return isinstance(exc, errors) or isinstance(context, errors)
+    return isinstance(exc, RedisTimeoutError) and "connecting" in str(exc)
 
 
 def _shared_context_ssl_class() -> type[SSLConnection]:
@@ -236,30 +311,67 @@ class _Backend:
         self._kwargs = connection_kwargs(settings, endpoint, per_read_timeout=self.per_read_timeout)
         self._connection_class: Any = _shared_context_ssl_class() if endpoint.tls else Connection
 
-    def failure(self, command: Any, exc: BaseException, address: str | None = None) -> BackendError:
-        """A one-line, masked BackendError for a failed command."""
+    def failure(
+        self,
+        command: Any,
+        exc: BaseException,
+        address: str | None = None,
+        *,
+        connecting: bool | None = None,
+    ) -> BackendError:
+        """A one-line, masked BackendError for a failed command, with its fields.
+
+        ``connecting``: whether the failure happened while (re)connecting; ``None``
+        when the caller cannot tell (redis-py's cluster client connects on its own).
+        """
         where = address or self.address
+        name = command.decode() if isinstance(command, bytes) else str(command)
+        fields: dict[str, Any] = {"backend": self.label, "operation": name, "address": where}
         if isinstance(exc, GateTimeout):
             gate = self.gate
             return BackendError(
                 f"{self.label}: no Redis connection came free for {self.settings.pool_timeout_ms} ms "
-                f"(pool_timeout_ms; all {gate.limit} of pool_max in use, {gate.queued()} waiting)"
+                f"(pool_timeout_ms; all {gate.limit} of pool_max in use, {gate.queued()} waiting)",
+                failure=Failure.BUSY,
+                **fields,
             )
         if isinstance(exc, GateClosed):
-            return BackendError(f"{self.label}: the Redis cache client is closed")
+            return BackendError(
+                f"{self.label}: the Redis cache client is closed", failure=Failure.CLOSED, **fields
+            )
         detail = str(exc)
-        if isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TimeoutError)):
-            if "connecting" in detail:
-                detail += f" within {self.settings.connect_timeout_ms} ms (connect_timeout_ms)"
-            else:
+        if connecting is None:
+            connecting = _while_connecting(exc)
+        timed_out = isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TimeoutError))
+        if connecting:
+            kind = Failure.UNREACHABLE
+            if isinstance(exc, RedisTimeoutError):  # redis-py's own connect timeout
                 detail = (
-                    f"{detail or 'no reply'} within {self.settings.socket_timeout_ms} ms "
-                    "(socket_timeout_ms)"
+                    f"{detail} within {self.settings.connect_timeout_ms} ms (connect_timeout_ms)"
                 )
-        elif not detail:
+            elif timed_out:  # the command's timer ran out while connecting
+                detail = (
+                    f"no connection within {self.settings.socket_timeout_ms} ms (socket_timeout_ms)"
+                )
+        elif timed_out:
+            kind = Failure.TIMEOUT
+            detail = (
+                f"{detail or 'no reply'} within {self.settings.socket_timeout_ms} ms "
+                "(socket_timeout_ms)"
+            )
+        elif isinstance(exc, LOST_CONNECTION):
+            kind = Failure.DISCONNECTED
+        else:  # an answer it could not use: an error reply, "cluster mode is not enabled"...
+            kind = Failure.REFUSED
+        if not detail:
             detail = type(exc).__name__
-        name = command.decode() if isinstance(command, bytes) else str(command)
-        return BackendError(one_line(f"{self.label}: {name} on Redis {where} failed: {detail}"))
+        if connecting and not timed_out:
+            detail = f"cannot connect: {detail}"
+        return BackendError(
+            one_line(f"{self.label}: {name} on Redis {where} failed: {detail}"),
+            failure=kind,
+            **fields,
+        )
 
     def new_connection(self, host: str | None = None, port: int | None = None) -> Any:
         """An unconnected redis-py connection outside the pool (pub/sub)."""
@@ -320,7 +432,7 @@ class StandaloneBackend(_Backend):
             except BaseException as exc:
                 await self.close()
                 if isinstance(exc, TRANSPORT_ERRORS):
-                    raise self.failure("connect", exc) from None
+                    raise self.failure("connect", exc, connecting=True) from None
                 raise
             self._idle.append(conn)
 
@@ -343,17 +455,31 @@ class StandaloneBackend(_Backend):
         idle = self._idle
         conn = idle.pop() if idle else self._new()
         sent = False
+        connecting = False
         try:
             async with async_timeout(self.timeout_s):
-                if conn.is_connected:
-                    if self._pending and conn in self._pending:
-                        await self._drain(conn)
-                    await _drop_if_stale(conn)
-                if not conn.is_connected:
+                reused = await self._ready(conn)
+                if not reused:
+                    connecting = True
                     await self._connect(conn)
-                await conn.send_command(*args)
-                sent = True
-                reply = await conn.read_response(disconnect_on_error=_DISCONNECT_ON_ERROR)
+                    connecting = False
+                try:
+                    await conn.send_command(*args)
+                    sent = True
+                    reply = await conn.read_response(disconnect_on_error=_DISCONNECT_ON_ERROR)
+                except LOST_CONNECTION as exc:
+                    if not (reused and _closed_under(exc) and repeatable(args)):
+                        raise
+                    # A pooled connection the server had closed (a restart) without the
+                    # close having arrived before the look in _ready: once more, fresh.
+                    await self._discard(conn)
+                    sent = False
+                    connecting = True
+                    await self._connect(conn)
+                    connecting = False
+                    await conn.send_command(*args)
+                    sent = True
+                    reply = await conn.read_response(disconnect_on_error=_DISCONNECT_ON_ERROR)
             gate.served += 1
             return reply
         except ResponseError:
@@ -368,10 +494,20 @@ class StandaloneBackend(_Backend):
             raise
         except TRANSPORT_ERRORS as exc:
             await self._discard(conn)
-            raise self.failure(args[0], exc) from None
+            raise self.failure(args[0], exc, connecting=connecting) from None
         finally:
             idle.append(conn)
             gate.leave()
+
+    async def _ready(self, conn: Any) -> bool:
+        """Make a pooled ``conn`` fit for a command: read what abandoned commands left,
+        drop it if the server closed it. True when it is still connected (reused)."""
+        if not conn.is_connected:
+            return False
+        if self._pending and conn in self._pending:
+            await self._drain(conn)
+        await _drop_if_stale(conn)
+        return bool(conn.is_connected)
 
     async def _connect(self, conn: Any) -> None:
         """(Re)connect, at most ``CONNECTS_AT_ONCE`` at a time: a connection costs about a
@@ -417,22 +553,32 @@ class StandaloneBackend(_Backend):
                 raise self.failure("pipeline", exc) from None
         idle = self._idle
         conn = idle.pop() if idle else self._new()
+        connecting = False
         try:
             async with async_timeout(self.timeout_s):
-                if conn.is_connected:
-                    if self._pending and conn in self._pending:
-                        await self._drain(conn)
-                    await _drop_if_stale(conn)
-                if not conn.is_connected:
+                reused = await self._ready(conn)
+                if not reused:
+                    connecting = True
                     await self._connect(conn)
-                replies = await exchange(conn, commands, transaction)
+                    connecting = False
+                try:
+                    replies = await exchange(conn, commands, transaction)
+                except LOST_CONNECTION as exc:
+                    if not (reused and _closed_under(exc) and all(map(repeatable, commands))):
+                        raise
+                    await self._discard(conn)
+                    connecting = True
+                    await self._connect(conn)
+                    connecting = False
+                    replies = await exchange(conn, commands, transaction)
             gate.served += 1
             return replies
         except (ResponseError, DataError, BackendError):
             raise
         except TRANSPORT_ERRORS as exc:
             await self._discard(conn)
-            raise self.failure("MULTI/EXEC" if transaction else "pipeline", exc) from None
+            name = "MULTI/EXEC" if transaction else "pipeline"
+            raise self.failure(name, exc, connecting=connecting) from None
         finally:
             idle.append(conn)
             gate.leave()
@@ -537,7 +683,7 @@ class ClusterBackend(_Backend):
                         await conn.connect()
             except TRANSPORT_ERRORS as exc:
                 await self.close()
-                raise self.failure("connect", exc, node.name) from None
+                raise self.failure("connect", exc, node.name, connecting=True) from None
             finally:
                 for conn in conns:
                     node.release(conn)
@@ -569,7 +715,13 @@ class ClusterBackend(_Backend):
         else:
             await self._enter(args[0])
         try:
-            reply = await self.cluster.execute_command(*args)
+            try:
+                reply = await self.cluster.execute_command(*args)
+            except LOST_CONNECTION as exc:
+                if not _retry_on_cluster(exc, args):
+                    raise
+                # redis-py dropped the node's connection (and the slot map): once more.
+                reply = await self.cluster.execute_command(*args)
             gate.served += 1
             return reply
         except ResponseError:
@@ -644,9 +796,18 @@ class ClusterBackend(_Backend):
         try:
             await self._topology()
             node = self._node_for(channel)
-            reply = await self.cluster.execute_command(
-                "PUBLISH", channel, message, target_nodes=node
-            )
+            try:
+                reply = await self.cluster.execute_command(
+                    "PUBLISH", channel, message, target_nodes=node
+                )
+            except LOST_CONNECTION as exc:
+                if not _retry_on_cluster(exc, ("PUBLISH",)):
+                    raise
+                await self._topology()
+                node = self._node_for(channel)
+                reply = await self.cluster.execute_command(
+                    "PUBLISH", channel, message, target_nodes=node
+                )
             gate.served += 1
             return int(reply)
         except ResponseError:

@@ -19,11 +19,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
 from qts_data.config.secrets import register_secret, register_secrets_in
 from qts_data.contracts import HealthState, HealthStatus
-from qts_data.errors import BackendError, CacheTypeError
+from qts_data.errors import BackendError, CacheTypeError, Failure
 from qts_data.interfaces import CacheClient, CachePipeline, MessageHandler, Subscription, Value
 from qts_data_redis_cache.backends import (
     TRANSPORT_ERRORS,
@@ -214,12 +215,20 @@ class RedisCacheClient(CacheClient):
             await backend.close()
 
     async def _not_open(self, *args: Any) -> Any:
-        raise BackendError(f"{self.label}: the client is not open (call open() first)")
+        raise self._closed(str(args[0]) if args else None)
+
+    def _closed(self, operation: str | None) -> BackendError:
+        return BackendError(
+            f"{self.label}: the client is not open (call open() first)",
+            backend=self.label,
+            operation=operation,
+            failure=Failure.CLOSED,
+        )
 
     def _live(self) -> StandaloneBackend | ClusterBackend:
         backend = self._backend
         if backend is None:
-            raise BackendError(f"{self.label}: the client is not open (call open() first)")
+            raise self._closed(None)
         return backend
 
     def _refused(self, exc: Exception, command: str, key: str, expected: str) -> Exception:
@@ -227,7 +236,12 @@ class RedisCacheClient(CacheClient):
         if not isinstance(exc, ResponseError):
             if isinstance(exc, TRANSPORT_ERRORS):  # in place of a reply (cluster pipelines)
                 return BackendError(
-                    one_line(f"{self.label}: {command} on key {key!r} failed: {exc}")
+                    one_line(f"{self.label}: {command} on key {key!r} failed: {exc}"),
+                    backend=self.label,
+                    operation=command,
+                    failure=Failure.TIMEOUT
+                    if isinstance(exc, (TimeoutError, RedisTimeoutError))
+                    else Failure.DISCONNECTED,
                 )
             return exc
         text = str(exc)
@@ -240,7 +254,10 @@ class RedisCacheClient(CacheClient):
         if code and not text.startswith(code):
             text = f"{code} {text}"
         return BackendError(
-            one_line(f"{self.label}: Redis refused {command} on key {key!r}: {text}")
+            one_line(f"{self.label}: Redis refused {command} on key {key!r}: {text}"),
+            backend=self.label,
+            operation=command,
+            failure=Failure.REFUSED,
         )
 
     # -- strings ----------------------------------------------------------------------------------
