@@ -12,7 +12,7 @@ import pytest_asyncio
 import redis.asyncio as aredis
 
 from qts_data.contracts import HealthState
-from qts_data.errors import BackendError, CacheTypeError
+from qts_data.errors import BackendError, CacheTypeError, Failure
 from qts_data.testing.servers import RedisProcess
 from qts_data_redis_cache.client import RedisCacheClient
 
@@ -159,8 +159,10 @@ async def test_an_error_reply_other_than_wrongtype_is_a_backend_error(
     await client.set("before", b"v")
     throwaway_redis.command("CONFIG", "SET", "maxmemory", "1")
     throwaway_redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
-    with pytest.raises(BackendError, match=r"refused SET on key .k.: OOM command not allowed"):
+    with pytest.raises(BackendError, match=r"refused SET on key 'k': ") as caught:
         await client.set("k", b"v" * 100)
+    assert caught.value.failure is Failure.REFUSED
+    assert (caught.value.operation, caught.value.backend) == ("SET", client.label)
     assert await client.get("before") == b"v"  # reads still work
 
 

@@ -37,7 +37,6 @@ import inspect
 import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
-from importlib.metadata import version
 from typing import Any, ClassVar
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -156,8 +155,6 @@ def repeatable(command: Sequence[Any]) -> bool:
     return False
 
 
-_REDIS_MAJOR = int(version("redis").split(".")[0])
-
 #: Most connections being opened at once by one client (the rest of a burst waits, within
 #: its own timeout, for one of these or for a connection to come back to the pool).
 CONNECTS_AT_ONCE = 4
@@ -260,9 +257,19 @@ def connection_kwargs(
             ssl_certfile=settings.ssl_certfile,
             ssl_keyfile=settings.ssl_keyfile,
             ssl_cert_reqs=settings.ssl_cert_reqs,
-            ssl_check_hostname=settings.ssl_check_hostname,
+            # No verification means no name to check (redis-py < 6 would refuse the pair).
+            ssl_check_hostname=settings.ssl_check_hostname and settings.ssl_cert_reqs != "none",
         )
     return kwargs
+
+
+def _release(node: Any, conn: Any) -> None:
+    """Give a connection back to a cluster node's pool (``ClusterNode.release`` since redis-py 6.2)."""
+    release = getattr(node, "release", None)
+    if release is not None:
+        release(conn)
+    else:
+        node._free.append(conn)
 
 
 async def exchange(conn: Any, commands: Sequence[tuple[Any, ...]], transaction: bool) -> list[Any]:
@@ -653,8 +660,6 @@ class ClusterBackend(_Backend):
             startup_nodes=[ClusterNode(host, port) for host, port in settings.startup_nodes()],
             max_connections=settings.pool_max,
         )
-        if _REDIS_MAJOR < 6:  # before 6.0 the cluster retries were counted separately
-            kwargs.update(cluster_error_retry_attempts=0, connection_error_retry_attempts=0)
         if settings.read_from_replicas:
             try:  # redis-py >= 5.3
                 from redis.cluster import LoadBalancingStrategy
@@ -686,7 +691,7 @@ class ClusterBackend(_Backend):
                 raise self.failure("connect", exc, node.name, connecting=True) from None
             finally:
                 for conn in conns:
-                    node.release(conn)
+                    _release(node, conn)
 
     async def _topology(self) -> None:
         """Make sure the slot map is known (a no-op once it is; redis-py refreshes it after errors)."""
@@ -883,7 +888,7 @@ class ClusterBackend(_Backend):
             try:
                 replies = await exchange(conn, commands, transaction=True)
             finally:
-                node.release(conn)
+                _release(node, conn)
             gate.served += 1
         except (DataError, BackendError):
             raise
