@@ -134,6 +134,28 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+def _stop(pids: Sequence[int], timeout: float = 5.0) -> None:
+    """SIGSTOP ``pids`` and wait until the kernel shows them stopped: a signal is delivered
+    asynchronously, and a server still running for a moment would answer a test's request."""
+    for pid in pids:
+        _signal(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    waiting = list(pids)
+    while waiting and time.monotonic() < deadline:
+        waiting = [pid for pid in waiting if _process_state(pid) not in ("T", "t", "Z", "X", None)]
+        if waiting:
+            time.sleep(0.001)
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter of ``/proc/PID/stat`` (R, S, T...), None when unknown or gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
 def _wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     """Wait until none of ``pids`` is alive; return those still alive at the deadline."""
     deadline = time.monotonic() + timeout
@@ -339,7 +361,7 @@ class RedisProcess(_ServerHandle):
         """SIGSTOP the server: connections are accepted by the kernel but nothing is answered."""
         if not self.running:
             raise RuntimeError("redis-server is not running")
-        _signal(self.pid, signal.SIGSTOP)
+        _stop([self.pid])
         self._frozen = True
 
     def thaw(self) -> None:
@@ -742,8 +764,7 @@ class PostgresProcess(_ServerHandle):
         if not self.running:
             raise RuntimeError("PostgreSQL is not running")
         pids = [self.pid, *_children_of(self.pid)]
-        for pid in pids:
-            _signal(pid, signal.SIGSTOP)
+        _stop(pids)
         self._frozen_pids = pids
 
     def thaw(self) -> None:
