@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -195,3 +198,49 @@ def test_demo_rejects_bad_arguments_in_one_line() -> None:
     assert result.code == 2
     assert "Invalid value for '--hours'" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_closed_pipe_ends_a_command_quietly() -> None:
+    """`qts-data plugins | head -0`: the reader went away; no error text, exit 141 like Unix tools."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qts_data.cli", "plugins"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
+
+
+def test_debug_shows_the_traceback_of_a_configuration_error_before_its_line(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "qts.toml"
+    config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "hyperstore"\n')
+    env = {**os.environ, "QTS_DATA_DEBUG": "1"}
+    result = run_cli("check", str(config), env=env)
+    assert result.code == 2
+    assert result.err.startswith("Traceback (most recent call last):"), result.err
+    assert result.err.strip().splitlines()[-1].startswith("qts-data: error: ")
+    quiet = run_cli("check", str(config), env={**os.environ, "QTS_DATA_DEBUG": "0"})
+    assert_one_line_error(quiet.err, "no adapter named 'hyperstore'")
+
+
+def test_a_time_that_is_not_iso_8601_is_a_usage_error() -> None:
+    result = run_cli("query", "ohlcv", "KRW-BTC", "--from", "yesterday", "--to", "2024-01-02")
+    assert result.code == 2, result.err
+    assert "'--from'" in result.err and "'yesterday'" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_piped_tables_print_whole_values(plugin_site: PluginSite) -> None:
+    plugin_site.add("broken", "import backend_library_that_is_not_installed_anywhere\n")
+    env = plugin_site.env()
+    env.pop("COLUMNS", None)  # not a terminal, no width given: rich would assume 80
+    listed = run_cli("plugins", env=env)
+    assert listed.code == 0, listed.err
+    assert "backend_library_that_is_not_installed_anywhere" in listed.out
+    assert "…" not in listed.out

@@ -44,7 +44,7 @@ CASES: list[tuple[str, str, str]] = [
         BASE.replace(
             'type = "memory"\n\n[adapters.main]', 'type = "hyperstore"\n\n[adapters.main]'
         ),
-        "adapters.store.type: no adapter named 'hyperstore': it is provided by the plugin package qts-data-hyperstore (pip install qts-data-hyperstore). Available adapters: cached",
+        "adapters.store.type: no adapter named 'hyperstore': it is provided by the plugin package qts-data-hyperstore (pip install qts-data-hyperstore; from a clone of qts-data: pip install ./plugins/hyperstore). Available adapters: cached",
     ),
     (
         "typo in type",

@@ -145,7 +145,8 @@ def test_require_sqlite_names_the_package_when_the_plugin_is_missing() -> None:
     from qts_data.plugins.manager import PluginHost
 
     with pytest.raises(
-        PluginError, match=r"the sqlite plugin is not installed: pip install qts-data-sqlite$"
+        PluginError,
+        match=r"the sqlite plugin is not installed: pip install qts-data-sqlite \(from a clone of qts-data: pip install \./plugins/sqlite\)$",
     ):
         require_sqlite(PluginHost(environ={}, entry_points=[]))
 

@@ -106,8 +106,9 @@ def parse_time(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ContractError(
-            f"{option} {value!r} is not an ISO 8601 time (e.g. 2024-01-02 or 2024-01-02T09:00:00+09:00)"
+        raise click.BadParameter(  # a usage error: exit 2, like a bad --interval
+            f"{value!r} is not an ISO 8601 time (e.g. 2024-01-02 or 2024-01-02T09:00:00+09:00)",
+            param_hint=f"'{option}'",
         ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 

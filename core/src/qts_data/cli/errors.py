@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import click
 
@@ -14,11 +15,31 @@ from qts_data.errors import ConfigError, PluginError, QtsDataError
 EXIT_UNHEALTHY = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+#: What a shell reports for a program ended by SIGPIPE (128 + 13), as ``yes | head`` does.
+EXIT_BROKEN_PIPE = 141
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def debugging() -> bool:
+    """``QTS_DATA_DEBUG`` is set (to anything but empty or 0): errors show their traceback."""
+    return os.environ.get("QTS_DATA_DEBUG", "") not in ("", "0")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"qts-data: error: {mask(message)}", err=True)
     sys.exit(code)
+
+
+def end_on_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (``qts-data ... | head``): stop quietly, as Unix tools do.
+
+    Later writes (the interpreter's flush at exit) go to /dev/null, not to a second error.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 class QtsGroup(click.Group):
@@ -29,17 +50,21 @@ class QtsGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            end_on_broken_pipe()
         except (ConfigError, PluginError) as exc:
-            fail(str(exc), EXIT_USAGE)
+            _failed(exc, EXIT_USAGE)
         except QtsDataError as exc:
-            fail(str(exc), EXIT_UNHEALTHY)
+            _failed(exc, EXIT_UNHEALTHY)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except Exception as exc:
-            if os.environ.get("QTS_DATA_DEBUG"):
-                raise
-            fail(
-                f"internal error: {type(exc).__name__}: {exc} (set QTS_DATA_DEBUG=1 to see the traceback)",
-                EXIT_INTERNAL,
-            )
-        return None
+            hint = "" if debugging() else " (set QTS_DATA_DEBUG=1 to see the traceback)"
+            _failed(exc, EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}{hint}")
+
+
+def _failed(exc: BaseException, code: int, message: str | None = None) -> NoReturn:
+    """One line on stderr and exit ``code``; with QTS_DATA_DEBUG the traceback first."""
+    if debugging():
+        click.echo(mask("".join(traceback.format_exception(exc))).rstrip(), err=True)
+    fail(str(exc) if message is None else message, code)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from qts_data._version import __version__
 from qts_data.cli.check_cmd import check_command
 from qts_data.cli.db_cmd import db_group
 from qts_data.cli.demo_cmd import demo_command
-from qts_data.cli.errors import QtsGroup
+from qts_data.cli.errors import QtsGroup, end_on_broken_pipe
 from qts_data.cli.ingest_cmd import ingest_group
 from qts_data.cli.init_cmd import init_command
 from qts_data.cli.metrics_cmd import metrics_command
@@ -38,4 +40,11 @@ cli.add_command(metrics_command)
 
 
 def main() -> None:
-    cli(prog_name="qts-data")
+    try:
+        cli(prog_name="qts-data")
+    except SystemExit:
+        try:  # what is still buffered meets a closed pipe here, not in the interpreter's exit
+            sys.stdout.flush()
+        except BrokenPipeError:
+            end_on_broken_pipe()
+        raise

@@ -64,6 +64,6 @@ def require_sqlite(host: PluginHost | None = None) -> None:
         if record is None:
             raise PluginError(
                 f"demo --persist stores into SQLite, and the sqlite plugin is not installed: "
-                f"pip install {SQLITE_PACKAGE}"
+                f"pip install {SQLITE_PACKAGE} (from a clone of qts-data: pip install ./plugins/sqlite)"
             ) from None
         raise PluginError(f"demo --persist needs the sqlite plugin: {exc}") from None

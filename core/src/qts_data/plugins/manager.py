@@ -348,7 +348,8 @@ class PluginHost:
             package = KNOWN_PACKAGES.get(plugin_name)
             if package:
                 message += (
-                    f": it is provided by the plugin package {package} (pip install {package})"
+                    f": it is provided by the plugin package {package} (pip install {package}; "
+                    f"from a clone of qts-data: pip install ./plugins/{plugin_name})"
                 )
             else:
                 message += ": no installed plugin provides it; install the package that does"
