@@ -229,13 +229,6 @@ def test_debug_shows_the_traceback_of_a_configuration_error_before_its_line(
     assert_one_line_error(quiet.err, "no adapter named 'hyperstore'")
 
 
-def test_a_time_that_is_not_iso_8601_is_a_usage_error() -> None:
-    result = run_cli("query", "ohlcv", "KRW-BTC", "--from", "yesterday", "--to", "2024-01-02")
-    assert result.code == 2, result.err
-    assert "'--from'" in result.err and "'yesterday'" in result.err
-    assert "Traceback" not in result.err
-
-
 def test_piped_tables_print_whole_values(plugin_site: PluginSite) -> None:
     plugin_site.add("broken", "import backend_library_that_is_not_installed_anywhere\n")
     env = plugin_site.env()
