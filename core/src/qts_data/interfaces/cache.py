@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -173,3 +174,59 @@ class CacheClient(Component, abc.ABC):
         for key in keys:
             pipe.get(key)
         return list(await pipe.execute())
+
+    # -- versioned writes (a write executed late never makes the cache older) ------------------
+    async def hset_if_newer(
+        self, key: str, mapping: Mapping[str, Value], *, version_field: str, expire_at_ms: int
+    ) -> bool:
+        """Replace the hash at ``key`` by ``mapping``, expiring at ``expire_at_ms`` (Unix time
+        in ms), unless the hash there is newer: its ``version_field`` holds a larger integer
+        than ``mapping[version_field]``. Nothing is written once ``expire_at_ms`` has passed.
+        True when written.
+
+        A write that timed out may still be executed by the server later; this makes such a
+        write harmless: it cannot replace a newer version, and it expires when it would have
+        (a relative TTL would start counting only when it is executed). Clients do it in one
+        atomic step on the server (a script); this default, for clients that do not, reads
+        and then writes, and is atomic only where nothing runs between the two.
+        """
+        version = int(mapping[version_field])
+        ttl_ms = expire_at_ms - time.time_ns() // 1_000_000
+        if ttl_ms <= 0:
+            return False
+        current = await self.hget(key, version_field)
+        if current is not None and int(current) > version:
+            return False
+        pipe = self.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping, ttl_ms)
+        await pipe.execute()
+        return True
+
+    async def zreplace_if_newer(
+        self,
+        key: str,
+        mapping: Mapping[str, float],
+        *,
+        version_key: str,
+        version: int,
+        expire_at_ms: int,
+    ) -> bool:
+        """Replace the sorted set at ``key`` by ``mapping`` and the string at ``version_key`` by
+        ``version``, both expiring at ``expire_at_ms``, unless ``version_key`` holds a larger
+        integer; nothing once ``expire_at_ms`` has passed. True when written. The same
+        guarantees and the same default as :meth:`hset_if_newer` (both keys must share a
+        Redis Cluster hash slot)."""
+        ttl_ms = expire_at_ms - time.time_ns() // 1_000_000
+        if ttl_ms <= 0:
+            return False
+        current = await self.get(version_key)
+        if current is not None and int(current) > version:
+            return False
+        pipe = self.pipeline(transaction=True)
+        pipe.delete(key)
+        if mapping:
+            pipe.zadd(key, mapping, ttl_ms)
+        pipe.set(version_key, str(version), ttl_ms)
+        await pipe.execute()
+        return True

@@ -20,6 +20,7 @@ so they hold on a loaded machine.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
@@ -38,6 +39,11 @@ from qts_data.testing._suite_support import (
 )
 
 __all__ = ["CacheClientConformance"]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
 
 #: A TTL short enough to wait for, in ms.
 SHORT_TTL = 50
@@ -357,6 +363,101 @@ class CacheClientConformance:
         assert await cache_client.exists("z") is False
 
     # -- types -----------------------------------------------------------------------------------------
+    # -- versioned writes ------------------------------------------------------------------------
+    async def test_hset_if_newer_replaces_an_older_or_equal_version_and_refuses_a_newer(
+        self, cache_client: CacheClient
+    ) -> None:
+        expire_at = _now_ms() + LONG_TTL
+
+        async def write(version: int, value: bytes) -> bool:
+            mapping: dict[str, bytes | str] = {"v": value, "t": str(version)}
+            return await cache_client.hset_if_newer(
+                "h", mapping, version_field="t", expire_at_ms=expire_at
+            )
+
+        assert await write(10, b"ten") is True
+        await cache_client.hset("h", {"extra": b"x"})
+        assert await write(20, b"twenty") is True
+        assert await cache_client.hgetall("h") == {"v": b"twenty", "t": b"20"}  # replaced whole
+        assert await write(15, b"late") is False
+        assert await cache_client.hgetall("h") == {"v": b"twenty", "t": b"20"}
+        assert await write(20, b"again") is True  # the same version again: harmless
+        assert await cache_client.hget("h", "v") == b"again"
+
+    async def test_hset_if_newer_expires_at_the_given_time(self, cache_client: CacheClient) -> None:
+        expire_at = _now_ms() + LONG_TTL
+        mapping: dict[str, bytes | str] = {"v": b"1", "t": "1"}
+        await cache_client.hset_if_newer("h", mapping, version_field="t", expire_at_ms=expire_at)
+        remaining = await cache_client.ttl_ms("h")
+        assert remaining is not None and 0 < remaining <= expire_at - _now_ms() + 1
+
+        async def present() -> bool:
+            return await cache_client.exists("s")
+
+        await expires(
+            lambda: cache_client.hset_if_newer(
+                "s", mapping, version_field="t", expire_at_ms=_now_ms() + SHORT_TTL
+            ),
+            present,
+            SHORT_TTL,
+            "hash 's' written with hset_if_newer",
+        )
+
+    async def test_a_versioned_write_past_its_expiry_writes_nothing(
+        self, cache_client: CacheClient
+    ) -> None:
+        await cache_client.hset("h", {"v": b"old", "t": b"1"})
+        newer: dict[str, bytes | str] = {"v": b"new", "t": "2"}
+        written = await cache_client.hset_if_newer(
+            "h", newer, version_field="t", expire_at_ms=_now_ms() - 1
+        )
+        assert written is False
+        assert await cache_client.hgetall("h") == {"v": b"old", "t": b"1"}
+        replaced = await cache_client.zreplace_if_newer(
+            "{z}", {"m": 1.0}, version_key="{z}:t", version=2, expire_at_ms=_now_ms() - 1
+        )
+        assert replaced is False
+        assert await cache_client.exists("{z}") is False
+        assert await cache_client.exists("{z}:t") is False
+
+    async def test_zreplace_if_newer_replaces_the_set_and_its_version_unless_newer(
+        self, cache_client: CacheClient
+    ) -> None:
+        expire_at = _now_ms() + LONG_TTL
+
+        async def write(version: int, members: dict[str, float]) -> bool:
+            return await cache_client.zreplace_if_newer(
+                "{z}", members, version_key="{z}:t", version=version, expire_at_ms=expire_at
+            )
+
+        assert await write(10, {"a": 1.0, "b": 2.0}) is True
+        assert await write(20, {"c": 3.0}) is True
+        assert await cache_client.zrange("{z}") == [("c", 3.0)]
+        assert await cache_client.get("{z}:t") == b"20"
+        assert await write(15, {"late": 9.0}) is False
+        assert await cache_client.zrange("{z}") == [("c", 3.0)]
+        assert await write(30, {}) is True  # an empty book: no set, the version stays
+        assert await cache_client.exists("{z}") is False
+        assert await cache_client.get("{z}:t") == b"30"
+        for key in ("{z}:t",):
+            remaining = await cache_client.ttl_ms(key)
+            assert remaining is not None and 0 < remaining <= LONG_TTL
+
+    async def test_versioned_writes_refuse_a_key_of_another_type(
+        self, cache_client: CacheClient
+    ) -> None:
+        await cache_client.set("{s}", b"v")
+        with pytest.raises(CacheTypeError):
+            await cache_client.hset_if_newer(
+                "{s}", {"t": "1"}, version_field="t", expire_at_ms=_now_ms() + LONG_TTL
+            )
+        with pytest.raises(CacheTypeError):
+            await cache_client.zreplace_if_newer(
+                "{s}", {"m": 1.0}, version_key="{s}:t", version=1, expire_at_ms=_now_ms() + LONG_TTL
+            )
+        assert await cache_client.get("{s}") == b"v"
+        assert await cache_client.exists("{s}:t") is False
+
     async def test_string_key_refuses_hash_and_sorted_set_commands(
         self, cache_client: CacheClient
     ) -> None:

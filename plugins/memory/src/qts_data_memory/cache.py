@@ -481,6 +481,45 @@ class MemoryCacheClient(CacheClient):
             self._remove(key)
         return removed
 
+    # -- versioned writes (atomic: nothing runs between the check and the write) ------------------
+    async def hset_if_newer(
+        self, key: str, mapping: Mapping[str, Value], *, version_field: str, expire_at_ms: int
+    ) -> bool:
+        version = int(mapping[version_field])
+        ttl_ms = expire_at_ms - time.time_ns() // 1_000_000
+        if ttl_ms <= 0:
+            return False
+        current = self._hash(key)
+        if current is not None:
+            stored = current.get(version_field)
+            if stored is not None and int(stored) > version:
+                return False
+            self._remove(key)
+        self._hset(key, mapping, ttl_ms)
+        return True
+
+    async def zreplace_if_newer(
+        self,
+        key: str,
+        mapping: Mapping[str, float],
+        *,
+        version_key: str,
+        version: int,
+        expire_at_ms: int,
+    ) -> bool:
+        ttl_ms = expire_at_ms - time.time_ns() // 1_000_000
+        if ttl_ms <= 0:
+            return False
+        current = self._get(version_key)
+        if current is not None and int(current) > version:
+            return False
+        self._zset(key)  # a key of another type is an error, before anything changes
+        self._remove(key)
+        if mapping:
+            self._zadd(key, mapping, ttl_ms)
+        self._set(version_key, str(version).encode(), ttl_ms)
+        return True
+
     # -- sorted sets -------------------------------------------------------------------------
     def _zset(self, key: str) -> _ZSet | None:
         value = self._lookup(key)

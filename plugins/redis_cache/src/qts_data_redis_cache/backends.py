@@ -60,6 +60,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from qts_data.config.secrets import mask
 from qts_data.errors import BackendError, Failure, NotSupportedError
 from qts_data_redis_cache.gate import GateClosed, GateTimeout, SlotGate
+from qts_data_redis_cache.scripts import IDEMPOTENT
 from qts_data_redis_cache.settings import Endpoint, RedisCacheSettings
 
 if sys.version_info >= (3, 11):
@@ -143,7 +144,8 @@ def repeatable(command: Sequence[Any]) -> bool:
     """True when running ``command`` a second time cannot make anything older or less true.
 
     Reads, ``DEL`` and ``PUBLISH`` are; ``SET`` is when its expiry is absolute (``PXAT``/
-    ``EXAT``: a late second run expires when the first would have). A relative TTL
+    ``EXAT``: a late second run expires when the first would have); so are the versioned
+    writes (:mod:`~qts_data_redis_cache.scripts`). A relative TTL
     (``PX``, ``PEXPIRE``) is not: run again later, it would keep the value for longer
     than its kind allows.
     """
@@ -152,6 +154,8 @@ def repeatable(command: Sequence[Any]) -> bool:
         return True
     if name == "SET":
         return any(part in _ABSOLUTE_EXPIRY for part in command[3:])
+    if name in ("EVALSHA", "EVAL"):  # the versioned writes of qts_data_redis_cache.scripts
+        return len(command) > 1 and command[1] in IDEMPOTENT
     return False
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -34,6 +34,7 @@ from qts_data_redis_cache.backends import (
     one_line,
 )
 from qts_data_redis_cache.pubsub import RedisSubscription
+from qts_data_redis_cache.scripts import HSET_IF_NEWER, ZREPLACE_IF_NEWER, Script
 from qts_data_redis_cache.settings import RedisCacheSettings
 
 __all__ = ["RedisCacheClient", "RedisPipeline"]
@@ -336,6 +337,42 @@ class RedisCacheClient(CacheClient):
         if isinstance(replies[0], Exception):
             raise self._refused(replies[0], "HSET", key, "hash")
         return int(replies[0])
+
+    async def hset_if_newer(
+        self, key: str, mapping: Mapping[str, Value], *, version_field: str, expire_at_ms: int
+    ) -> bool:
+        """One script run on the server (see :mod:`~qts_data_redis_cache.scripts`)."""
+        full = self._prefix + key
+        pairs = _hash_args(full, mapping)[2:]
+        args = (version_field, int(mapping[version_field]), int(expire_at_ms), *pairs)
+        try:
+            return bool(await self._script(HSET_IF_NEWER, (full,), args) == 1)
+        except ResponseError as exc:
+            raise self._refused(exc, "HSET", key, "hash") from None
+
+    async def zreplace_if_newer(
+        self,
+        key: str,
+        mapping: Mapping[str, float],
+        *,
+        version_key: str,
+        version: int,
+        expire_at_ms: int,
+    ) -> bool:
+        """One script run on the server (see :mod:`~qts_data_redis_cache.scripts`)."""
+        prefix = self._prefix
+        args = [int(version), int(expire_at_ms), *_zset_args(key, mapping)[2:]]
+        try:
+            keys = (prefix + key, prefix + version_key)
+            return bool(await self._script(ZREPLACE_IF_NEWER, keys, args) == 1)
+        except ResponseError as exc:
+            raise self._refused(exc, "ZADD", key, "sorted set") from None
+
+    async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted (or flushed) server: send the source once
+            return await self._call("EVAL", script.source, len(keys), *keys, *args)
 
     async def hget(self, key: str, field: str) -> bytes | None:
         try:
