@@ -20,6 +20,14 @@ def clock() -> Clock:
     return Clock()
 
 
+#: Small numbers for the tests of the mechanism: judged after 5 calls, 30 s open.
+SMALL = {"window_size": 10, "minimum_calls": 5, "wait_s": 30.0, "slow_call_rate_threshold": 1.0}
+
+
+def small(clock: Clock, **settings: float) -> tuple[CircuitBreaker, list[Transition]]:
+    return make(clock, **{**SMALL, **settings})
+
+
 def make(clock: Clock, **settings: float) -> tuple[CircuitBreaker, list[Transition]]:
     breaker = CircuitBreaker("test", BreakerSettings(**settings), clock=clock)  # type: ignore[arg-type]
     seen: list[Transition] = []
@@ -39,15 +47,28 @@ def succeed(breaker: CircuitBreaker, n: int = 1, duration: float = 0.0) -> None:
         breaker.on_success(duration)
 
 
-def test_five_failures_open_the_breaker_by_default(clock: Clock) -> None:
+def test_the_defaults_open_on_twenty_failures_and_wait_five_seconds(clock: Clock) -> None:
     breaker, seen = make(clock)
-    fail(breaker, 4)
-    assert breaker.state is BreakerState.CLOSED
+    fail(breaker, 19)
+    assert breaker.state is BreakerState.CLOSED  # fewer than minimum_calls: not judged
     fail(breaker)
     assert breaker.state is BreakerState.OPEN
     assert [t.current for t in seen] == [BreakerState.OPEN]
-    assert "failure rate 5/5" in seen[0].reason
-    assert "30 s" in seen[0].reason
+    assert "failure rate 20/20" in seen[0].reason
+    assert "5 s" in seen[0].reason
+
+
+def test_the_defaults_open_on_slow_calls_only_when_nearly_all_are_slow(clock: Clock) -> None:
+    breaker, _ = make(clock)
+    succeed(breaker, 6, duration=0.001)
+    succeed(breaker, 44, duration=0.5)  # 44/50 slow: 88 %, below 90 %
+    assert breaker.state is BreakerState.CLOSED
+    succeed(breaker, 1, duration=0.5)  # the oldest fast call leaves the window: 45/50
+    assert breaker.state is BreakerState.OPEN
+    budget_misses = 0.006  # a caller's budget (5 ms) is far below a slow call (80 ms)
+    breaker2, _ = make(clock)
+    succeed(breaker2, 200, duration=budget_misses)
+    assert breaker2.state is BreakerState.CLOSED
 
 
 def test_failure_rate_over_a_sliding_window(clock: Clock) -> None:
@@ -71,7 +92,7 @@ def test_old_outcomes_leave_the_window(clock: Clock) -> None:
 
 
 def test_slow_calls_open_the_breaker(clock: Clock) -> None:
-    breaker, seen = make(clock, slow_call_duration_s=0.01, slow_call_rate_threshold=0.6)
+    breaker, seen = small(clock, slow_call_duration_s=0.01, slow_call_rate_threshold=0.6)
     succeed(breaker, 2, duration=0.001)
     succeed(breaker, 3, duration=0.05)  # 3/5 slow
     assert breaker.state is BreakerState.OPEN
@@ -79,7 +100,7 @@ def test_slow_calls_open_the_breaker(clock: Clock) -> None:
 
 
 def test_open_rejects_until_the_wait_is_over_then_probes(clock: Clock) -> None:
-    breaker, _seen = make(clock)
+    breaker, _seen = small(clock)
     fail(breaker, 5)
     assert not breaker.try_acquire()
     clock.now += 29.9
@@ -91,14 +112,14 @@ def test_open_rejects_until_the_wait_is_over_then_probes(clock: Clock) -> None:
 
 
 def test_half_open_bounds_the_number_of_probes(clock: Clock) -> None:
-    breaker, _ = make(clock, half_open_calls=3)
+    breaker, _ = small(clock, half_open_calls=3)
     fail(breaker, 5)
     clock.now += 31
     assert [breaker.try_acquire() for _ in range(5)] == [True, True, True, False, False]
 
 
 def test_successful_probes_close_and_reset_the_wait(clock: Clock) -> None:
-    breaker, seen = make(clock)
+    breaker, seen = small(clock)
     fail(breaker, 5)
     clock.now += 31
     succeed(breaker, 3)
@@ -112,7 +133,7 @@ def test_successful_probes_close_and_reset_the_wait(clock: Clock) -> None:
 
 
 def test_failed_probes_reopen_with_a_longer_wait_up_to_the_maximum(clock: Clock) -> None:
-    breaker, _seen = make(clock)
+    breaker, _seen = small(clock)
     fail(breaker, 5)
     waits = []
     for _ in range(3):
@@ -120,7 +141,7 @@ def test_failed_probes_reopen_with_a_longer_wait_up_to_the_maximum(clock: Clock)
         fail(breaker, 3)
         waits.append(breaker.summary()["open_wait_s"])
     assert waits == [60, 60, 60]  # 30 -> 60 (capped)
-    breaker2, _ = make(clock, wait_s=30, max_wait_s=60, wait_multiplier=1.5)
+    breaker2, _ = small(clock, wait_s=30, max_wait_s=60, wait_multiplier=1.5)
     fail(breaker2, 5)
     clock.now += 100
     fail(breaker2, 3)
@@ -128,7 +149,7 @@ def test_failed_probes_reopen_with_a_longer_wait_up_to_the_maximum(clock: Clock)
 
 
 def test_half_open_that_does_not_finish_in_time_reopens(clock: Clock) -> None:
-    breaker, seen = make(clock, max_half_open_s=5)
+    breaker, seen = small(clock, max_half_open_s=5)
     fail(breaker, 5)
     clock.now += 31
     assert breaker.try_acquire()  # a probe that never reports back
@@ -139,7 +160,7 @@ def test_half_open_that_does_not_finish_in_time_reopens(clock: Clock) -> None:
 
 
 def test_release_returns_an_unused_probe(clock: Clock) -> None:
-    breaker, _ = make(clock, half_open_calls=1)
+    breaker, _ = small(clock, half_open_calls=1)
     fail(breaker, 5)
     clock.now += 31
     assert breaker.try_acquire()
@@ -148,7 +169,7 @@ def test_release_returns_an_unused_probe(clock: Clock) -> None:
 
 
 def test_forced_open_and_disabled_states(clock: Clock) -> None:
-    breaker, seen = make(clock)
+    breaker, seen = small(clock)
     breaker.force_open()
     clock.now += 1000
     assert not breaker.try_acquire()
@@ -166,7 +187,7 @@ def test_forced_open_and_disabled_states(clock: Clock) -> None:
 
 
 def test_a_failing_listener_does_not_break_the_breaker(clock: Clock) -> None:
-    breaker, seen = make(clock)
+    breaker, seen = small(clock)
 
     def boom(_: Transition) -> None:
         raise RuntimeError("listener bug")

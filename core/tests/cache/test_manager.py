@@ -81,12 +81,12 @@ class Loader:
 
 def test_keys_carry_namespace_version_and_hash_tag() -> None:
     manager = CacheManager(MemoryCacheClient(), CacheSettings(namespace="desk1:"))
-    assert manager.key(CacheKind.PRICE, {"symbol": "005930"}) == "desk1:v1:price:{005930}"
+    assert manager.key(CacheKind.PRICE, {"symbol": "005930"}) == "desk1:v2:price:{005930}"
     assert (
         manager.key(CacheKind.ORDERBOOK, {"symbol": "KRW-BTC", "side": "bid"})
-        == "desk1:v1:book:{KRW-BTC}:bid"
+        == "desk1:v2:book:{KRW-BTC}:bid"
     )
-    assert manager.key(CacheKind.RISK, {}) == "desk1:v1:risk:account"
+    assert manager.key(CacheKind.RISK, {}) == "desk1:v2:risk:account"
     with pytest.raises(TypeError, match="needs parameter 'symbol'"):
         manager.key(CacheKind.POSITION, {})
 
@@ -216,8 +216,12 @@ async def test_real_time_price_push_is_read_without_a_load() -> None:
     assert cached is not None and cached.value == tick and cached.origin == "cache"
     assert await manager.get_price("000660") is None
     old = tick.model_copy(update={"time": NOW - timedelta(seconds=5)})
-    await manager.push_price(old)
-    assert await manager.get_price("005930", max_age_ms=1000) is None
+    assert await manager.push_price(old) is False  # an older tick never replaces a newer one
+    assert manager.stats()["price"].refused_writes == 1
+    again = await manager.get_price("005930")
+    assert again is not None and again.value == tick
+    await manager.push_price(old.model_copy(update={"symbol": "000660"}))
+    assert await manager.get_price("000660", max_age_ms=1000) is None
 
 
 async def test_order_book_push_keeps_exact_levels_best_first() -> None:
@@ -267,7 +271,9 @@ async def test_a_slow_cache_never_holds_a_reader_longer_than_its_budget() -> Non
 async def test_breaker_opens_then_reads_skip_the_cache_and_recovery_refills_it() -> None:
     client = RemoteLike()
     settings = CacheSettings(
-        breaker=BreakerSettings(wait_s=0.05, max_wait_s=0.1, half_open_calls=1)
+        breaker=BreakerSettings(
+            window_size=10, minimum_calls=5, wait_s=0.05, max_wait_s=0.1, half_open_calls=1
+        )
     )
     manager = CacheManager(client, settings)
     loader = Loader(position())
@@ -407,7 +413,7 @@ async def test_cache_events_breaker_at_p1_stale_at_p2_counts_at_p3() -> None:
     )
     await manager.get(CacheKind.POSITION, POSITION, max_age_ms=100, symbol="B")  # stale
     client.down = True
-    for _ in range(5):
+    for _ in range(20):  # the default minimum_calls
         await manager.get_or_load(CacheKind.POSITION, POSITION, loader, symbol="A")
     await asyncio.sleep(0.05)
     await manager.stop()

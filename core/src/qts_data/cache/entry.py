@@ -1,8 +1,13 @@
 """A cached value with the time of its source data, and its stored form.
 
-Every kind but the order book is stored as a hash ``{"v": <JSON>, "t": <µs>}``:
-the contract's JSON (exact Decimals and times) and the time of the source data
-in microseconds since the epoch. Order books are sorted sets (see the manager).
+Every kind but the order book is stored as a hash ``{"v": <JSON>, "t": <µs>,
+"n": <µs>}``: the contract's JSON (exact Decimals and times), the time of the
+source data, and the write's version: when the value was known to be current
+(a load: when it began; a write: when it was made; a push: the data's own
+time), all in microseconds since the epoch. A write never replaces a hash
+with a larger ``n``, and a hash with ``n`` but no ``v`` is a tombstone: an
+invalidation that refuses every write issued before it. Order books are sorted
+sets (see the manager).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ T = TypeVar("T")
 
 VALUE_FIELD = "v"
 TIME_FIELD = "t"
+VERSION_FIELD = "n"
 
 
 def now_us() -> int:

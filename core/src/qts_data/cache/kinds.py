@@ -57,4 +57,4 @@ _TTLS_MS = {
 }
 
 #: Bumped whenever the cached form of a contract changes, so old values are never read.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: hashes carry the write version "n"; tombstones

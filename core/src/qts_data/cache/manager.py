@@ -35,9 +35,9 @@ from typing import Any, Literal, TypeVar, cast
 from pydantic import Field, model_validator
 
 from qts_data.cache.breaker import BreakerSettings, CircuitBreaker, Transition
-from qts_data.cache.budget import BudgetExceeded, within
 from qts_data.cache.codec import Codec, codec_for
-from qts_data.cache.entry import TIME_FIELD, VALUE_FIELD, Cached, now_us
+from qts_data.cache.entry import TIME_FIELD, VALUE_FIELD, VERSION_FIELD, Cached, now_us
+from qts_data.cache.guard import GIVEN_UP, LoopStallProbe, guarded
 from qts_data.cache.kinds import CACHE_FORMAT_VERSION, CacheKind
 from qts_data.cache.near import NearCache
 from qts_data.cache.singleflight import SingleFlight
@@ -57,7 +57,9 @@ from qts_data.plugins.registry import Settings
 T = TypeVar("T")
 log = logging.getLogger("qts_data.cache")
 
-_FAILED: Any = object()  # a cache call that failed, timed out or was not permitted
+_FAILED: Any = GIVEN_UP  # a cache call that failed, timed out or was not permitted
+#: Most keys remembered as dirty (a write of unknown outcome); past it, a whole kind is.
+DIRTY_KEYS_MAX = 100_000
 _TICK = codec_for(TickData)
 
 
@@ -156,6 +158,14 @@ class CacheManager:
         self._price_stats = self._stats[CacheKind.PRICE]
         self._price_max_age_us = self._max_age_us[CacheKind.PRICE]
         self._generation: dict[str, int] = {}
+        #: Keys whose cached value may be older than the source (a write failed, was
+        #: skipped, or its outcome is unknown) -> (monotonic deadline, version to refuse).
+        #: Reads of such a key go to the source until a tombstone lands, or its deadline
+        #: passes (when anything written before has expired: expiry is absolute).
+        self._dirty: dict[str, tuple[float, int]] = {}
+        #: Kinds with more dirty keys than DIRTY_KEYS_MAX -> monotonic deadline.
+        self._dirty_kinds: dict[CacheKind, float] = {}
+        self._probe = LoopStallProbe() if self._remote else None
         #: FAIL: bypass the cache entirely; LOCKDOWN: read but never write.
         self.bypass = client is None or not s.enabled
         self.read_only = False
@@ -166,6 +176,8 @@ class CacheManager:
         periodic statistics event."""
         if self.events is not None and self._stats_task is None and self.client is not None:
             self._stats_task = asyncio.get_running_loop().create_task(self._emit_stats())
+        if self._probe is not None:
+            self._probe.start()
         if self.near is not None and self.client is not None and self._subscription is None:
             try:
                 self._subscription = await self.client.subscribe(
@@ -176,6 +188,8 @@ class CacheManager:
                 self._near_kinds = frozenset()
 
     async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.stop()
         if self._stats_task is not None:
             self._stats_task.cancel()
             await asyncio.gather(self._stats_task, return_exceptions=True)
@@ -199,8 +213,15 @@ class CacheManager:
         return self._ttl[kind]
 
     # -- the guarded call ----------------------------------------------------------------------
-    async def _call(self, kind: CacheKind, stats: KindStats, op: Awaitable[T]) -> T:
-        """Run one cache call within its budget and through the breaker; ``_FAILED`` on any failure."""
+    async def _call(
+        self,
+        kind: CacheKind,
+        stats: KindStats,
+        op: Awaitable[T],
+        written: tuple[str, int] | None = None,
+    ) -> T:
+        """Run one cache call within its budget and through the breaker; ``_FAILED`` when the
+        caller got no result. ``written``: (key, version) of a write, for a late outcome."""
         if not self._remote:
             try:
                 return await op
@@ -214,27 +235,82 @@ class CacheManager:
                 op.close()
             return cast(T, _FAILED)
         started = time.perf_counter()
-        try:
-            result = await within(self._budget[kind], op)
-        except BudgetExceeded:
-            elapsed = time.perf_counter() - started
-            breaker.on_failure(elapsed)
-            stats.timeouts += 1
+        late = None if written is None else self._late_write(kind, *written)
+        result, error = await guarded(breaker, self._budget[kind], cast(Any, op), self._probe, late)
+        if result is GIVEN_UP:
+            if error is None:
+                stats.timeouts += 1
+            else:
+                stats.errors += 1
+                # one line per breaker transition is logged; a line per failed call would flood
+                log.debug("cache %s call failed: %s", kind.value, error)
             return cast(T, _FAILED)
-        except asyncio.CancelledError:
-            breaker.release()
-            raise
-        except Exception as exc:
-            elapsed = time.perf_counter() - started
-            breaker.on_failure(elapsed)
-            stats.errors += 1
-            # one line per breaker transition is logged; a line per failed call would flood
-            log.debug("cache %s call failed: %s", kind.value, exc)
-            return cast(T, _FAILED)
-        elapsed = time.perf_counter() - started
-        breaker.on_success(elapsed)
-        stats.record_latency(elapsed)
-        return result
+        stats.record_latency(time.perf_counter() - started)
+        return cast(T, result)
+
+    def _late_write(self, kind: CacheKind, key: str, version: int) -> Callable[[Any], None]:
+        """What to do when a write the caller gave up on ends: landed, its key is clean again
+        unless written since; failed, it stays dirty (it was marked when given up)."""
+        generation = self._generation.get(key, 0)
+
+        def ended(error: BaseException | None) -> None:
+            self._stats[kind].late_writes += 1
+            if error is None and self._generation.get(key, 0) == generation:
+                entry = self._dirty.get(key)
+                if entry is not None and entry[1] <= version + 1:
+                    del self._dirty[key]
+
+        return ended
+
+    def _mark_dirty(self, kind: CacheKind, key: str, version: int) -> None:
+        """The cached value of ``key`` may be older than the source: read it from the source
+        until a tombstone refusing ``version`` and everything before lands."""
+        deadline = time.monotonic() + self._ttl[kind] / 1000
+        dirty = self._dirty
+        previous = dirty.get(key)
+        if previous is not None:
+            version = max(version, previous[1] - 1)
+        elif len(dirty) >= DIRTY_KEYS_MAX:
+            self._dirty_kinds[kind] = deadline
+            return
+        dirty[key] = (deadline, version + 1)
+        if self.near is not None:
+            self.near.invalidate(key)
+
+    async def _clean(self, kind: CacheKind, key: str, stats: KindStats) -> bool:
+        """For a dirty ``key``: True once nothing older than the source can be read there
+        (its deadline passed, or a tombstone landed now)."""
+        deadline, version = self._dirty[key]
+        if time.monotonic() >= deadline:
+            del self._dirty[key]
+            return True
+        done = await self._call(kind, stats, self._tombstone(kind, key, version))
+        if done is _FAILED:
+            return False
+        self._dirty.pop(key, None)
+        stats.invalidations += 1
+        return True
+
+    def _tombstone(self, kind: CacheKind, key: str, version: int) -> Awaitable[bool]:
+        """A write that removes the value at ``key`` and refuses any write before ``version``."""
+        client = cast(CacheClient, self.client)
+        expire_at = time.time_ns() // 1_000_000 + self._ttl[kind]
+        if kind is CacheKind.ORDERBOOK:
+            return client.zreplace_if_newer(
+                key, {}, version_key=key + ":t", version=version, expire_at_ms=expire_at
+            )
+        return client.hset_if_newer(
+            key, {VERSION_FIELD: str(version)}, version_field=VERSION_FIELD, expire_at_ms=expire_at
+        )
+
+    def _kind_dirty(self, kind: CacheKind) -> bool:
+        deadline = self._dirty_kinds.get(kind)
+        if deadline is None:
+            return False
+        if time.monotonic() < deadline:
+            return True
+        del self._dirty_kinds[kind]
+        return False
 
     # -- reads -------------------------------------------------------------------------------------
     async def _fetch(
@@ -246,8 +322,11 @@ class CacheManager:
             return cast(Cached[T], _FAILED)
         if not data:
             return None
+        value = data.get(VALUE_FIELD)
+        if value is None:  # a tombstone
+            return None
         try:
-            return Cached(codec.decode(data[VALUE_FIELD]), int(data[TIME_FIELD]), "cache")
+            return Cached(codec.decode(value), int(data[TIME_FIELD]), "cache")
         except Exception as exc:  # an entry this version cannot read: treat as a miss
             log.warning("unreadable cache entry %s dropped: %s", key, exc)
             await self._call(kind, stats, client.delete(key))
@@ -328,7 +407,12 @@ class CacheManager:
         coalesced: bool,
     ) -> Cached[T] | None:
         """The cache read, then the load on a miss (``coalesced``: already inside the key's flight)."""
-        found = await self._fetch(kind, key, codec, stats)
+        if (self._dirty and key in self._dirty and not await self._clean(kind, key, stats)) or (
+            self._dirty_kinds and self._kind_dirty(kind)
+        ):
+            found: Cached[T] | None = _FAILED  # what is cached may be older than the source
+        else:
+            found = await self._fetch(kind, key, codec, stats)
         if found is _FAILED:
             stats.misses += 1
             if loader is None:
@@ -445,6 +529,7 @@ class CacheManager:
         codec: Codec[T] | None = None,
     ) -> Cached[T]:
         generation = self._generation.get(key, 0)
+        as_of = self._now_us()  # the value is at least as new as this
         try:
             value = await loader()
         except Exception as exc:
@@ -462,7 +547,7 @@ class CacheManager:
         # A write of this key while the loader ran makes the loaded value older than the
         # source: storing it would leave the cache behind; skip it.
         if store and codec is not None and self._generation.get(key, 0) == generation:
-            await self._store(kind, key, codec, cached, stats, announce=False)
+            await self._store(kind, key, codec, cached, stats, announce=False, version=as_of)
         return cached
 
     # -- writes --------------------------------------------------------------------------------------
@@ -475,23 +560,39 @@ class CacheManager:
         stats: KindStats,
         *,
         announce: bool,
+        version: int,
     ) -> bool:
+        """A versioned write with an absolute expiry (``hset_if_newer``): executed late, it
+        can neither replace a newer value nor outlive its TTL. False when not stored."""
         if self.bypass or self.client is None:
             return False
         if self.read_only:
             stats.skipped_writes += 1
+            self._mark_dirty(kind, key, version)
             return False
+        ttl = self._ttl[kind]
         mapping: dict[str, bytes | str] = {
             VALUE_FIELD: codec.encode(cached.value),
             TIME_FIELD: str(cached.source_us),
+            VERSION_FIELD: str(version),
         }
-        done = await self._call(kind, stats, self.client.hset(key, mapping, self._ttl[kind]))
+        write = self.client.hset_if_newer(
+            key,
+            mapping,
+            version_field=VERSION_FIELD,
+            expire_at_ms=time.time_ns() // 1_000_000 + ttl,
+        )
+        done = await self._call(kind, stats, write, (key, version))
         if done is _FAILED:
             stats.skipped_writes += 1
+            self._mark_dirty(kind, key, version)
+            return False
+        if not done:  # the cache holds a newer version
+            stats.refused_writes += 1
             return False
         stats.writes += 1
         if kind in self._near_kinds and self.near is not None:
-            self.near.put(key, replace(cached, origin="near"), self._ttl[kind])
+            self.near.put(key, replace(cached, origin="near"), ttl)
             if announce:
                 await self._announce(kind, key, stats)
         return True
@@ -503,13 +604,20 @@ class CacheManager:
         codec: Codec[T],
         *,
         source_us: int | None = None,
+        version_us: int | None = None,
         **params: Any,
     ) -> bool:
-        """Store a value with its kind's TTL; False when not stored (safety state, failure, open breaker)."""
+        """Store a value with its kind's TTL; False when not stored (safety state, failure, open
+        breaker, or a newer version already cached). ``version_us``: the write's version
+        (default: now); a cached value of a larger version is not replaced."""
         key = self._formats[kind].format_map(params)
         self._generation[key] = self._generation.get(key, 0) + 1
-        cached = Cached(value, source_us if source_us is not None else self._now_us(), "source")
-        return await self._store(kind, key, codec, cached, self._stats[kind], announce=True)
+        now = self._now_us()
+        cached = Cached(value, source_us if source_us is not None else now, "source")
+        version = version_us if version_us is not None else now
+        return await self._store(
+            kind, key, codec, cached, self._stats[kind], announce=True, version=version
+        )
 
     async def invalidate(self, kind: CacheKind, **params: Any) -> None:
         """Remove a cached value. Done even in LOCKDOWN: a removal never makes the cache newer."""
@@ -520,8 +628,13 @@ class CacheManager:
             self.near.invalidate(key)
         if self.client is None:
             return
-        done = await self._call(kind, stats, self.client.delete(key))
-        if done is not _FAILED:
+        # A tombstone, not a DEL: a write issued before it and executed late is refused.
+        version = self._now_us()
+        self._dirty.pop(key, None)
+        done = await self._call(kind, stats, self._tombstone(kind, key, version), (key, version))
+        if done is _FAILED:
+            self._mark_dirty(kind, key, version)
+        else:
             stats.invalidations += 1
         if kind in self._near_kinds:
             await self._announce(kind, key, stats)
@@ -549,8 +662,9 @@ class CacheManager:
     # -- real-time push -------------------------------------------------------------------------------
     async def push_price(self, tick: TickData) -> bool:
         """Publish the latest trade of a symbol (``price:{symbol}``); readers need no load."""
+        stamp = _micros(tick.time)
         return await self.put(
-            CacheKind.PRICE, tick, _TICK, source_us=_micros(tick.time), symbol=tick.symbol
+            CacheKind.PRICE, tick, _TICK, source_us=stamp, version_us=stamp, symbol=tick.symbol
         )
 
     async def get_price(
@@ -590,22 +704,30 @@ class CacheManager:
         self._generation[key] = self._generation.get(key, 0) + 1
         if self.bypass or self.client is None:
             return False
+        version = _micros(book.time)
         if self.read_only:
             stats.skipped_writes += 1
+            self._mark_dirty(kind, key, version)
             return False
         ttl = self._ttl[kind]
         members = {
             f"{format(level.price, 'f')}|{format(level.qty, 'f')}": float(level.price)
             for level in book.levels
         }
-        pipe = self.client.pipeline()
-        pipe.delete(key)
-        if members:
-            pipe.zadd(key, members, ttl)
-        pipe.set(key + ":t", str(_micros(book.time)), ttl)
-        done = await self._call(kind, stats, pipe.execute())
+        write = self.client.zreplace_if_newer(
+            key,
+            members,
+            version_key=key + ":t",
+            version=version,
+            expire_at_ms=time.time_ns() // 1_000_000 + ttl,
+        )
+        done = await self._call(kind, stats, write, (key, version))
         if done is _FAILED:
             stats.skipped_writes += 1
+            self._mark_dirty(kind, key, version)
+            return False
+        if not done:  # a newer book is cached
+            stats.refused_writes += 1
             return False
         stats.writes += 1
         if self.near is not None and kind in self._near_kinds:
@@ -632,11 +754,16 @@ class CacheManager:
                 stats.hits += 1
                 stats.near_hits += 1
                 return cast(Cached[OrderBook], found)
+        if (self._dirty and key in self._dirty and not await self._clean(kind, key, stats)) or (
+            self._dirty_kinds and self._kind_dirty(kind)
+        ):
+            stats.misses += 1  # what is cached may be older than the feed
+            return None
         pipe = self.client.pipeline()
         pipe.zrange(key, 0, -1, desc=side == "bid")
         pipe.get(key + ":t")
         result = await self._call(kind, stats, pipe.execute())
-        if result is _FAILED or result[1] is None:
+        if result is _FAILED or result[1] is None or not result[0]:  # none, or a tombstone
             stats.misses += 1
             return None
         members, stamp = result

@@ -25,7 +25,9 @@ class KindStats:
     fallbacks: int = 0  # reads served by the source because the cache failed, timed out or was open
     timeouts: int = 0  # cache calls that missed their time budget
     errors: int = 0  # cache calls that raised
-    skipped_writes: int = 0  # writes not done (LOCKDOWN, open breaker)
+    skipped_writes: int = 0  # writes not done (LOCKDOWN, open breaker, failed, over budget)
+    refused_writes: int = 0  # writes the cache refused: it holds a newer version
+    late_writes: int = 0  # writes that ended after their caller gave up on them
     _latency_us: array[float] = field(
         default_factory=lambda: array("d", [0.0] * LATENCY_WINDOW), repr=False
     )
@@ -68,5 +70,7 @@ class KindStats:
             "timeouts": self.timeouts,
             "errors": self.errors,
             "skipped_writes": self.skipped_writes,
+            "refused_writes": self.refused_writes,
+            "late_writes": self.late_writes,
             "latency_us": self.percentiles_us(),
         }

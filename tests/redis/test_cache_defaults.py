@@ -1,0 +1,185 @@
+"""The cache layer with its default settings, over throwaway Redis servers on a loaded host.
+
+Every test here runs with the defaults (no budget, breaker or timeout overrides):
+they are what users get. A memory store behind the ``cached`` composition with a
+``redis_cache`` cache; readers compare what they get with what the store held
+before their read began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from qts_data import open_stack
+from qts_data.cache import BreakerState
+from qts_data.stack import Stack
+from qts_data.testing import RedisProcess
+
+pytestmark = pytest.mark.slow
+
+
+def stack_over(redis: RedisProcess, **cache: Any) -> Stack:
+    return open_stack(
+        {
+            "stack": {"adapter": "main", "cache": "redis"},
+            "adapters": {
+                "db": {"type": "memory"},
+                "main": {"type": "cached", "adapter": "db", "cache": "redis"},
+            },
+            "caches": {"redis": {"type": "redis_cache", "url": redis.url}},
+            "cache": cache,
+        }
+    )
+
+
+@pytest.fixture
+def busy_host() -> Iterator[None]:
+    """Two processes spinning on the CPU for the length of the test (the host has two cores)."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+class Workload:
+    """One writer updating positions every 50 ms, readers checking what they get."""
+
+    def __init__(self, stack: Stack, symbols: int = 10) -> None:
+        self.adapter = stack.adapter
+        self.symbols = [f"S{n}" for n in range(symbols)]
+        #: symbol -> the quantity the store held once the writer's update returned
+        self.committed: dict[str, int] = {}
+        self.errors: list[BaseException] = []
+        self.stale: list[tuple[str, int, int]] = []
+        self.reads = 0
+        self.stop = asyncio.Event()
+
+    async def prime(self) -> None:
+        for symbol in self.symbols:
+            await self.adapter.update_position(symbol, "1", "100")
+            self.committed[symbol] = 1
+
+    async def writer(self) -> None:
+        qty = 1
+        while not self.stop.is_set():
+            qty += 1
+            for symbol in self.symbols:
+                await self.adapter.update_position(symbol, str(qty), "100")
+                self.committed[symbol] = qty
+            await asyncio.sleep(0.05)
+
+    async def reader(self, n: int) -> None:
+        while not self.stop.is_set():
+            symbol = self.symbols[n % len(self.symbols)]
+            floor = self.committed[symbol]
+            try:
+                position = await self.adapter.fetch_position(symbol)
+            except BaseException as exc:  # no caller may see an error
+                self.errors.append(exc)
+                return
+            assert position is not None
+            if position.qty < Decimal(floor):  # older than what was committed before the read
+                self.stale.append((symbol, int(position.qty), floor))
+            self.reads += 1
+            await asyncio.sleep(0.001)
+
+    def start(self, readers: int) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self.writer())] + [
+            asyncio.create_task(self.reader(n)) for n in range(readers)
+        ]
+
+    async def finish(self, tasks: list[asyncio.Task[None]]) -> None:
+        self.stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def wait_for_state(stack: Stack, state: BreakerState, timeout: float) -> float:
+    started = time.monotonic()
+    while stack.cache.breaker.state is not state:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"breaker still {stack.cache.breaker.state} after {timeout} s")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+async def test_a_healthy_redis_under_100_readers_on_a_busy_host_keeps_the_breaker_closed(
+    throwaway_redis: RedisProcess, busy_host: None
+) -> None:
+    async with stack_over(throwaway_redis) as stack:
+        work = Workload(stack)
+        await work.prime()
+        tasks = work.start(readers=100)
+        await asyncio.sleep(5)
+        await work.finish(tasks)
+        assert work.errors == []
+        assert work.stale == []
+        assert [t.current for t in stack.cache.transitions] == []
+        stats = stack.cache.stats()["position"]
+        assert stats.hit_rate is not None and stats.hit_rate >= 0.9, stack.cache.summary()
+
+
+async def test_a_killed_redis_opens_the_breaker_and_it_recloses_after_the_restart(
+    throwaway_redis: RedisProcess,
+) -> None:
+    async with stack_over(throwaway_redis) as stack:
+        work = Workload(stack)
+        await work.prime()
+        tasks = work.start(readers=20)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(throwaway_redis.kill)
+        opened_after = await wait_for_state(stack, BreakerState.OPEN, timeout=1)
+        await asyncio.to_thread(throwaway_redis.start)
+        await wait_for_state(stack, BreakerState.CLOSED, timeout=15)  # wait_s is 5 s
+        await asyncio.sleep(0.5)
+        await work.finish(tasks)
+        assert opened_after < 0.1
+        assert work.errors == []
+        assert work.stale == []
+        stats = stack.cache.stats()["position"]
+        hits = stats.hits
+        await stack.adapter.fetch_position("S1")
+        await stack.adapter.fetch_position("S1")
+        assert stack.cache.stats()["position"].hits > hits  # refilled without a restart
+
+
+async def test_writes_in_flight_through_a_freeze_never_serve_an_older_value(
+    throwaway_redis: RedisProcess,
+) -> None:
+    """SIGSTOP with writes going on: they miss their budget and Redis executes them after
+    SIGCONT. With a TTL long enough that nothing expires during the test, any read older
+    than the store would be seen."""
+    async with stack_over(throwaway_redis, ttl_ms={"position": 60_000}) as stack:
+        work = Workload(stack)
+        await work.prime()
+        tasks = work.start(readers=20)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(throwaway_redis.freeze)
+        opened_after = await wait_for_state(stack, BreakerState.OPEN, timeout=1)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(throwaway_redis.thaw)
+        await wait_for_state(stack, BreakerState.CLOSED, timeout=15)
+        await asyncio.sleep(3)  # reads from the thawed cache, late writes included
+        await work.finish(tasks)
+        assert opened_after < 0.15
+        assert work.errors == []
+        assert work.stale == [], (
+            f"{len(work.stale)} of {work.reads} reads were older than the store"
+        )
+        stats = stack.cache.stats()["position"]
+        assert stats.late_writes > 0  # the freeze did leave writes to be executed late
+        assert stats.hits > 0
