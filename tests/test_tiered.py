@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -160,3 +161,72 @@ def test_the_persistent_demo_stack_is_tiered_over_sqlite(tmp_path: Path) -> None
     assert (market["type"], market["store"], market["source"]) == ("tiered", "db", "exchange")
     assert market["disk_path"] == f"{tmp_path / 'd.sqlite3'}.cache"
     assert config["sources"]["exchange"]["type"] == "synthetic"
+
+
+LOCK_HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")  # the write lock, held until this process ends
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not SQLITE_INSTALLED, reason="the sqlite plugin (qts-data-sqlite) is not installed"
+)
+async def test_a_write_locked_store_still_serves_upstream_candles_and_stores_them_later(
+    tmp_path: Path,
+) -> None:
+    import sys
+    import time
+
+    database = tmp_path / "market.sqlite3"
+    config = {
+        "stack": {"adapter": "market"},
+        "adapters": {
+            # A short lock wait, so the store refuses the candles while the lock is held.
+            "store": {"type": "sqlite", "path": str(database), "busy_timeout_ms": 300},
+            "market": {"type": "tiered", "store": "store", "source": "exchange"},
+        },
+        "sources": {"exchange": {"type": "synthetic", "seed": 3}},
+    }
+    start = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    async with open_stack(config) as stack:
+        tiered = stack.adapter
+        assert isinstance(tiered, TieredAdapter)
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            LOCK_HOLDER,
+            str(database),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert (await holder.stdout.readline()).strip() == b"locked"
+            began = time.monotonic()
+            response = await tiered.fetch_candles(
+                "KRW-BTC", start, start + timedelta(hours=6), "1h"
+            )
+            waited = time.monotonic() - began
+            assert response.success, response.error
+            assert len(response.data) == 6
+            assert waited < 3
+            assert tiered.counters.unpersisted_candles == 6
+            # The first background retry (1 s later) meets the lock too.
+            await asyncio.sleep(1.5)
+            assert tiered.counters.persisted_later == 0
+        finally:
+            holder.stdin.close()
+            await asyncio.wait_for(holder.wait(), 10)
+        # The lock is gone: what the store refused is persisted in the background.
+        deadline = time.monotonic() + 20
+        while tiered.counters.persisted_later < 6:
+            assert time.monotonic() < deadline, tiered.counters.as_dict()
+            await asyncio.sleep(0.1)
+        assert tiered.counters.unpersisted_candles == 6
+        stored = await tiered.store.fetch_ohlcv("KRW-BTC", start, start + timedelta(hours=6), "1h")
+        assert [c.time for c in stored] == [c.time for c in response.data]

@@ -241,6 +241,16 @@ class TieredAdapter(DelegatingAdapter):
         self._wall = wall_clock
         self._flights = _Flights()
         self._last_sweep = 0.0
+        self._clock = clock
+        #: Upstream candles the store refused -> persisted later, in the background.
+        self._unpersisted: dict[tuple[str, Interval], dict[datetime, OHLCV]] = {}
+        self.unpersisted_max = 100_000
+        self._persisting: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[int]] = set()
+        #: Longest a read waits for the store to take upstream candles before serving them.
+        self.persist_wait_s = 1.0
+        self._persist_backoff_s = 1.0
+        self._retry_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -249,6 +259,28 @@ class TieredAdapter(DelegatingAdapter):
             removed = await asyncio.to_thread(self.disk.sweep)
             if removed:
                 log.info("disk tier %s: %d expired files removed", self.disk.root, removed)
+
+    async def close(self) -> None:
+        """Waits for a retry in progress, and tries once more to persist what the store
+        refused; what still cannot be stored is named in a warning."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        task, self._persisting = self._persisting, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._unpersisted:
+            await self._persist_unpersisted()
+        if self._unpersisted:
+            left = sum(len(series) for series in self._unpersisted.values())
+            log.warning(
+                "tiered %s: %d upstream candles were served but never stored (the store "
+                "refused them); they will be fetched again",
+                self.name or "",
+                left,
+            )
 
     # -- candle reads -----------------------------------------------------------------------
     async def fetch_ohlcv(
@@ -510,14 +542,98 @@ class TieredAdapter(DelegatingAdapter):
         rows = [fetched[when] for when in sorted(fetched)]
         self.counters.upstream_candles += len(rows)
         if rows:
+            await self._persist(symbol, step, rows)
+        return rows
+
+    async def _persist(self, symbol: str, step: Interval, rows: list[OHLCV]) -> None:
+        """Upsert upstream candles into the store, waiting at most ``persist_wait_s``: a
+        store that is slow (locked by another writer) finishes in the background, and one
+        that refuses them has them kept for later. The read serves them either way."""
+        task = asyncio.get_running_loop().create_task(self.store.upsert_ohlcv(rows, step))
+        done, _ = await asyncio.wait({task}, timeout=self.persist_wait_s)
+
+        late = task not in done
+        if late:  # served before the store has them
+            self.counters.unpersisted_candles += len(rows)
+
+        def ended(finished: asyncio.Task[int]) -> None:
+            self._writes.discard(finished)
+            error = None if finished.cancelled() else finished.exception()
+            if error is not None or finished.cancelled():
+                self._keep_unpersisted(
+                    symbol, step, rows, error or asyncio.CancelledError(), counted=late
+                )
+            elif late:
+                self.counters.persisted_later += len(rows)
+
+        if late:
+            self._writes.add(task)
+            task.add_done_callback(ended)
+        else:
+            ended(task)
+
+    def _keep_unpersisted(
+        self,
+        symbol: str,
+        step: Interval,
+        rows: list[OHLCV],
+        exc: BaseException,
+        *,
+        counted: bool,
+    ) -> None:
+        """Upstream candles the store refused (locked, down): they are true, so the read
+        serves them; they wait here (bounded) for a background retry to persist them."""
+        counters = self.counters
+        if not counted:
+            counters.unpersisted_candles += len(rows)
+        pending = self._unpersisted.setdefault((symbol, step), {})
+        pending.update((candle.time, candle) for candle in rows)
+        total = sum(len(series) for series in self._unpersisted.values())
+        while total > self.unpersisted_max and pending:
+            pending.pop(next(iter(pending)))
+            counters.unpersisted_dropped += 1
+            total -= 1
+        self._retry_later()
+        log.warning(
+            "tiered %s: the store did not take %d upstream %s candles of %s (served, kept to "
+            "persist later): %s: %s",
+            self.name or "",
+            len(rows),
+            step.value,
+            symbol,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _retry_later(self) -> None:
+        """A background try to persist the refused candles after a backoff (1 s, doubling to
+        30 s while the store keeps refusing): reads never wait on it."""
+        if self._retry_timer is None:
+            loop = asyncio.get_running_loop()
+            self._retry_timer = loop.call_later(self._persist_backoff_s, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry_timer = None
+        if self._persisting is None or self._persisting.done():
+            self._persisting = asyncio.get_running_loop().create_task(self._persist_unpersisted())
+
+    async def _persist_unpersisted(self) -> None:
+        for key, pending in list(self._unpersisted.items()):
+            symbol, step = key
+            rows = [pending[when] for when in sorted(pending)]
             try:
                 await self.store.upsert_ohlcv(rows, step)
-            except Exception as exc:  # served anyway; the store is asked again next time
-                read.fail(
-                    f"store {self.store.name or type(self.store).__name__}: upsert of upstream candles failed: {type(exc).__name__}: {exc}"
-                )
-                return None
-        return rows
+            except Exception as exc:
+                self._persist_backoff_s = min(self._persist_backoff_s * 2, 30.0)
+                log.debug("tiered: %s %s still not persisted: %s", symbol, step.value, exc)
+                self._retry_later()
+                return
+            for candle in rows:  # candles kept meanwhile stay for the next try
+                pending.pop(candle.time, None)
+            if not pending:
+                self._unpersisted.pop(key, None)
+            self.counters.persisted_later += len(rows)
+        self._persist_backoff_s = 1.0
 
     # -- candle writes ------------------------------------------------------------------------
     async def upsert_ohlcv(

@@ -44,6 +44,12 @@ class TieredStats:
     failures: int = 0
     upstream_calls: int = 0
     upstream_candles: int = 0
+    #: Upstream candles served before the store had them (slow or refusing store).
+    unpersisted_candles: int = 0
+    #: Of those, stored afterwards (a slow write that finished, or a background retry).
+    persisted_later: int = 0
+    #: Kept candles given up on (more than the composition keeps waiting).
+    unpersisted_dropped: int = 0
     tiers: dict[str, TierCounter] = field(
         default_factory=lambda: {name: TierCounter() for name in TIERS}
     )
@@ -73,5 +79,8 @@ class TieredStats:
             "storage_hit_rate": self.storage_hit_rate,
             "upstream_calls": self.upstream_calls,
             "upstream_candles": self.upstream_candles,
+            "unpersisted_candles": self.unpersisted_candles,
+            "persisted_later": self.persisted_later,
+            "unpersisted_dropped": self.unpersisted_dropped,
             "tiers": {name: counter.as_dict() for name, counter in self.tiers.items()},
         }
