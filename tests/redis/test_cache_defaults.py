@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from qts_data import open_stack
-from qts_data.cache import BreakerState
+from qts_data.cache import BreakerState, CacheKind
 from qts_data.stack import Stack
 from qts_data.testing import RedisProcess
 
@@ -183,3 +183,77 @@ async def test_writes_in_flight_through_a_freeze_never_serve_an_older_value(
         stats = stack.cache.stats()["position"]
         assert stats.late_writes > 0  # the freeze did leave writes to be executed late
         assert stats.hits > 0
+
+
+async def test_prices_pushed_through_a_freeze_are_never_served_after_a_newer_one_was_due(
+    throwaway_redis: RedisProcess,
+) -> None:
+    """A feed pushes prices (and heartbeats) through a SIGSTOP; pushes given up on are
+    executed after SIGCONT. A reader in another stack (another process, as far as the cache
+    knows) must never get a price when a newer one was issued a full price TTL (100 ms)
+    before its read began."""
+    from datetime import datetime, timezone
+
+    from qts_data.contracts import TickData
+
+    busy = [f"P{n}" for n in range(10)]  # traded all the time
+    quiet = [f"Q{n}" for n in range(5)]  # traded at the start and once during the freeze
+    symbols = busy + quiet
+    issued: dict[str, list[tuple[float, datetime]]] = {s: [] for s in symbols}
+    trade_quiet = asyncio.Event()
+    stale: list[tuple[str, datetime, datetime]] = []
+    hits = 0
+    stop = asyncio.Event()
+
+    async with stack_over(throwaway_redis) as feed, stack_over(throwaway_redis) as other:
+
+        async def push(symbol: str) -> None:
+            now = datetime.now(timezone.utc)
+            issued[symbol].append((time.monotonic(), now))
+            tick = TickData(time=now, symbol=symbol, price="100", volume=1)
+            await feed.cache.push_price(tick, feed="test")
+
+        async def pusher() -> None:
+            for symbol in quiet:
+                await push(symbol)
+            while not stop.is_set():
+                for symbol in busy:
+                    await push(symbol)
+                if trade_quiet.is_set():
+                    trade_quiet.clear()
+                    for symbol in quiet:
+                        await push(symbol)
+                await asyncio.sleep(0.01)
+
+        async def reader(n: int) -> None:
+            nonlocal hits
+            ttl = other.cache.ttl_ms(CacheKind.PRICE) / 1000
+            while not stop.is_set():
+                symbol = symbols[n % len(symbols)]
+                began = time.monotonic()
+                due = [when for at, when in issued[symbol] if at <= began - ttl]
+                found = await other.cache.get_price(symbol)
+                if found is not None:
+                    hits += 1
+                    if due and max(due) > found.value.time:
+                        stale.append((symbol, found.value.time, max(due)))
+                await asyncio.sleep(0.002)
+
+        tasks = [asyncio.create_task(pusher())] + [
+            asyncio.create_task(reader(n)) for n in range(20)
+        ]
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(throwaway_redis.freeze)
+        await wait_for_state(feed, BreakerState.OPEN, timeout=1)
+        trade_quiet.set()  # pushes the open breaker skips: the cache keeps the older prices
+        await asyncio.sleep(2)
+        await asyncio.to_thread(throwaway_redis.thaw)
+        await wait_for_state(feed, BreakerState.CLOSED, timeout=15)
+        hits_before = hits
+        await asyncio.sleep(2)
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert stale == [], f"{len(stale)} stale of {hits} hits, first {stale[:3]}"
+        assert feed.cache.stats()["price"].late_writes > 0
+        assert feed.cache.stats()["price"].skipped_writes >= len(quiet)
+        assert hits > hits_before  # the cache serves prices again after the thaw

@@ -433,3 +433,85 @@ async def test_a_hit_publishes_no_event() -> None:
     for _ in range(100):
         await manager.get(CacheKind.POSITION, POSITION, symbol="A")
     assert seen == []
+
+
+class SimClock:
+    """One simulated clock for the manager (µs) and the memory client (ns)."""
+
+    def __init__(self) -> None:
+        self.us = int(NOW.timestamp() * 1_000_000)
+
+    def ns(self) -> int:
+        return self.us * 1000
+
+    def micros(self) -> int:
+        return self.us
+
+    def advance(self, ms: float) -> None:
+        self.us += int(ms * 1000)
+
+
+def sim_manager() -> tuple[CacheManager, SimClock]:
+    clock = SimClock()
+    manager = CacheManager(MemoryCacheClient(clock=clock.ns), clock_us=clock.micros)
+    return manager, clock
+
+
+def tick_at(clock: SimClock, symbol: str = "005930", price: str = "71000") -> TickData:
+    when = datetime.fromtimestamp(clock.us / 1_000_000, timezone.utc)
+    return TickData(time=when, symbol=symbol, price=price, volume=1)
+
+
+async def test_a_pushed_price_stays_the_latest_while_its_feed_beats_and_expires_when_it_stops() -> (
+    None
+):
+    manager, clock = sim_manager()
+    tick = tick_at(clock)
+    assert await manager.push_price(tick, feed="upbit")
+    for _ in range(20):  # 1 s without a trade of the symbol, the feed beating every 50 ms
+        clock.advance(50)
+        assert await manager.heartbeat("upbit")
+        found = await manager.get_price("005930")
+        assert found is not None and found.value == tick
+    clock.advance(101)  # the feed fell silent: one TTL (100 ms) after its last beat
+    assert await manager.get_price("005930") is None
+    # Heartbeats again: a new run, which does not bring back a price pushed before it.
+    assert await manager.heartbeat("upbit")
+    assert await manager.get_price("005930") is None
+    fresh = tick_at(clock, price="71100")
+    assert await manager.push_price(fresh, feed="upbit")
+    for _ in range(10):
+        clock.advance(50)
+        assert await manager.heartbeat("upbit")
+    found = await manager.get_price("005930")
+    assert found is not None and found.value == fresh
+
+
+async def test_a_price_without_heartbeats_expires_at_its_ttl() -> None:
+    manager, clock = sim_manager()
+    assert await manager.push_price(tick_at(clock), feed="quiet")
+    clock.advance(90)
+    assert await manager.get_price("005930") is not None
+    clock.advance(20)  # a push sends a heartbeat, which lasts one TTL; nothing since
+    assert await manager.get_price("005930") is None
+
+
+async def test_a_push_not_stored_ends_the_hold_of_every_price_of_the_feed() -> None:
+    manager, clock = sim_manager()
+    assert await manager.push_price(tick_at(clock, "A"), feed="upbit")
+    assert await manager.push_price(tick_at(clock, "B"), feed="upbit")
+    clock.advance(50)
+    manager.on_safety_change(
+        SafetyChange(previous=SafetyState.NORMAL, current=SafetyState.LOCKDOWN)
+    )
+    assert await manager.push_price(tick_at(clock, "A", "2"), feed="upbit") is False
+    manager.on_safety_change(
+        SafetyChange(previous=SafetyState.LOCKDOWN, current=SafetyState.NORMAL)
+    )
+    for _ in range(4):
+        clock.advance(50)
+        await manager.heartbeat("upbit")
+    # A's cached price is older than the feed's; B's may be current, but the feed cannot
+    # say so any more: both are held no longer than their TTL.
+    assert await manager.get_price("A") is None
+    assert await manager.get_price("B") is None

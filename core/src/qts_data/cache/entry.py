@@ -21,6 +21,11 @@ T = TypeVar("T")
 VALUE_FIELD = "v"
 TIME_FIELD = "t"
 VERSION_FIELD = "n"
+#: Pushed prices: the feed that pushed them and when (µs), for feed-held validity.
+FEED_FIELD = "f"
+PUSHED_FIELD = "p"
+#: A feed's heartbeat hash: when its current unbroken run of heartbeats began (µs).
+SINCE_FIELD = "s"
 
 
 def now_us() -> int:

@@ -36,7 +36,16 @@ from pydantic import Field, model_validator
 
 from qts_data.cache.breaker import BreakerSettings, CircuitBreaker, Transition
 from qts_data.cache.codec import Codec, codec_for
-from qts_data.cache.entry import TIME_FIELD, VALUE_FIELD, VERSION_FIELD, Cached, now_us
+from qts_data.cache.entry import (
+    FEED_FIELD,
+    PUSHED_FIELD,
+    SINCE_FIELD,
+    TIME_FIELD,
+    VALUE_FIELD,
+    VERSION_FIELD,
+    Cached,
+    now_us,
+)
 from qts_data.cache.guard import GIVEN_UP, LoopStallProbe, guarded
 from qts_data.cache.kinds import CACHE_FORMAT_VERSION, CacheKind
 from qts_data.cache.near import NearCache
@@ -89,6 +98,11 @@ class CacheSettings(Settings):
     )
     near_cache_max_entries: int = Field(default=10_000, gt=0)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    price_hold_ms: int = Field(
+        default=3_600_000,
+        gt=0,
+        description="how long a pushed price may stay the latest while its feed is alive",
+    )
     stats_event_interval_s: float = Field(
         default=1.0, gt=0, description="how often per-kind hit/miss counts go out as one P3 event"
     )
@@ -166,6 +180,12 @@ class CacheManager:
         #: Kinds with more dirty keys than DIRTY_KEYS_MAX -> monotonic deadline.
         self._dirty_kinds: dict[CacheKind, float] = {}
         self._probe = LoopStallProbe() if self._remote else None
+        #: Feed liveness as this process last read it: feed -> (since µs, alive until µs,
+        #: next read µs). A pushed price older than its TTL is still the latest while the
+        #: feed that pushed it has been alive without a break since the push.
+        self._feeds: dict[str, tuple[int, int, int]] = {}
+        #: Feeds pushing from this process: feed -> (since µs, last heartbeat issued µs).
+        self._beats: dict[str, tuple[int, int]] = {}
         #: FAIL: bypass the cache entirely; LOCKDOWN: read but never write.
         self.bypass = client is None or not s.enabled
         self.read_only = False
@@ -325,12 +345,84 @@ class CacheManager:
         value = data.get(VALUE_FIELD)
         if value is None:  # a tombstone
             return None
+        feed = data.get(FEED_FIELD)
+        if feed is not None and not await self._held(data, feed, stats):
+            return None
         try:
             return Cached(codec.decode(value), int(data[TIME_FIELD]), "cache")
         except Exception as exc:  # an entry this version cannot read: treat as a miss
             log.warning("unreadable cache entry %s dropped: %s", key, exc)
             await self._call(kind, stats, client.delete(key))
             return None
+
+    async def _held(self, data: Mapping[str, Any], feed: bytes | str, stats: KindStats) -> bool:
+        """Whether a pushed price is still valid: younger than the price TTL, or pushed during
+        the feed's current unbroken run of heartbeats (the feed is alive and would have
+        pushed a newer price had there been a trade)."""
+        now = self._now_us()
+        pushed = int(data[PUSHED_FIELD])
+        if now - pushed <= self._ttl[CacheKind.PRICE] * 1000:
+            return True
+        name = feed.decode() if isinstance(feed, bytes) else feed
+        known = self._feeds.get(name)
+        if known is None or now >= known[2]:
+            known = await self._read_feed(name, now, stats)
+            if known is None:
+                return False
+        since, alive_until, _ = known
+        return since <= pushed and now <= alive_until
+
+    async def _read_feed(
+        self, feed: str, now: int, stats: KindStats
+    ) -> tuple[int, int, int] | None:
+        client = cast(CacheClient, self.client)
+        data = await self._call(CacheKind.PRICE, stats, client.hgetall(self._feed_key(feed)))
+        if data is _FAILED:
+            return None
+        ttl_us = self._ttl[CacheKind.PRICE] * 1000
+        if data and SINCE_FIELD in data:
+            since, last = int(data[SINCE_FIELD]), int(data[VERSION_FIELD])
+        else:
+            since, last = now, 0  # silent: nothing older than the TTL is held
+        alive_until = last + ttl_us
+        # Trust what was read until the feed's next heartbeat was due; a silent feed is
+        # asked again after a quarter of the TTL.
+        known = (since, alive_until, max(alive_until, now + ttl_us // 4))
+        self._feeds[feed] = known
+        return known
+
+    def _feed_key(self, feed: str) -> str:
+        return f"{self._prefix}feed:{{{feed}}}"
+
+    async def heartbeat(self, feed: str = "default") -> bool:
+        """Say that ``feed`` is alive and has pushed every trade it saw (call it at least once
+        per price TTL while connected, e.g. on each message or WebSocket pong; pushes of
+        the feed also send it). While heartbeats keep coming, a price the feed pushed stays
+        the latest until its next push for the symbol (up to ``price_hold_ms``); once they
+        stop, its prices expire at the price TTL. False when not stored."""
+        if self.bypass or self.client is None:
+            return False
+        if self.read_only:  # pushes are not stored either: readers must see a break
+            self._beats.pop(feed, None)
+            return False
+        now = self._now_us()
+        ttl_ms = self._ttl[CacheKind.PRICE]
+        since, last = self._beats.get(feed, (now, 0))
+        if now - last > ttl_ms * 1000:  # a break: readers may have seen the feed silent
+            since = now
+        self._beats[feed] = (since, now)
+        stats = self._price_stats
+        write = self.client.hset_if_newer(
+            self._feed_key(feed),
+            {VERSION_FIELD: str(now), SINCE_FIELD: str(since)},
+            version_field=VERSION_FIELD,
+            expire_at_ms=time.time_ns() // 1_000_000 + ttl_ms,
+        )
+        done = await self._call(CacheKind.PRICE, stats, write)
+        if done is _FAILED:
+            self._beats.pop(feed, None)  # readers may see a break: start a new run
+            return False
+        return bool(done)
 
     async def read(
         self,
@@ -561,9 +653,12 @@ class CacheManager:
         *,
         announce: bool,
         version: int,
+        extra: Mapping[str, str] | None = None,
+        expire_ms: int | None = None,
     ) -> bool:
         """A versioned write with an absolute expiry (``hset_if_newer``): executed late, it
-        can neither replace a newer value nor outlive its TTL. False when not stored."""
+        can neither replace a newer value nor outlive its TTL (``expire_ms``, default the
+        kind's). False when not stored."""
         if self.bypass or self.client is None:
             return False
         if self.read_only:
@@ -576,11 +671,13 @@ class CacheManager:
             TIME_FIELD: str(cached.source_us),
             VERSION_FIELD: str(version),
         }
+        if extra:
+            mapping.update(extra)
         write = self.client.hset_if_newer(
             key,
             mapping,
             version_field=VERSION_FIELD,
-            expire_at_ms=time.time_ns() // 1_000_000 + ttl,
+            expire_at_ms=time.time_ns() // 1_000_000 + (expire_ms or ttl),
         )
         done = await self._call(kind, stats, write, (key, version))
         if done is _FAILED:
@@ -660,12 +757,39 @@ class CacheManager:
         return result
 
     # -- real-time push -------------------------------------------------------------------------------
-    async def push_price(self, tick: TickData) -> bool:
-        """Publish the latest trade of a symbol (``price:{symbol}``); readers need no load."""
+    async def push_price(self, tick: TickData, *, feed: str = "default") -> bool:
+        """Publish the latest trade of a symbol (``price:{symbol}``); readers need no load.
+
+        The price stays the latest while ``feed`` is alive (its heartbeats, see
+        :meth:`heartbeat`; a push sends one when the last is half a TTL old), and expires
+        at the price TTL once the feed falls silent. An older tick never replaces a newer
+        one. False when not stored."""
+        kind = CacheKind.PRICE
+        beat = self._beats.get(feed)
+        if beat is None or self._now_us() - beat[1] > self._ttl[kind] * 500:
+            await self.heartbeat(feed)
+        now = self._now_us()  # not before the run of heartbeats began
+        key = self._formats[kind].format_map({"symbol": tick.symbol})
+        self._generation[key] = self._generation.get(key, 0) + 1
         stamp = _micros(tick.time)
-        return await self.put(
-            CacheKind.PRICE, tick, _TICK, source_us=stamp, version_us=stamp, symbol=tick.symbol
+        stats = self._price_stats
+        skipped = stats.skipped_writes
+        stored = await self._store(
+            kind,
+            key,
+            _TICK,
+            Cached(tick, stamp, "source"),
+            stats,
+            announce=True,
+            version=stamp,
+            extra={FEED_FIELD: feed, PUSHED_FIELD: str(now)},
+            expire_ms=max(self.settings.price_hold_ms, self._ttl[kind]),
         )
+        if stats.skipped_writes != skipped:
+            # Not stored (failed, open breaker, LOCKDOWN): the symbol's cached price may be
+            # older than the feed, so no price pushed before now may be held any longer.
+            self._beats.pop(feed, None)
+        return stored
 
     async def get_price(
         self, symbol: str, *, max_age_ms: int | None = None, allow_stale: bool = False
