@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -22,6 +27,7 @@ from qts_data_timescale.errors import is_broken_connection, is_connection_error
 UTC = timezone.utc
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
 pytestmark = pytest.mark.slow
+FLOOR = "Failed to restore the pool connection floor; retrying"
 
 
 async def _migrated(server: PostgresProcess, **settings: object) -> TimescaleAdapter:
@@ -90,15 +96,109 @@ async def test_an_operation_fails_in_one_line_when_the_server_stays_down(
         await adapter.close()
 
 
+#: A process with the command line's logging and an open adapter (a pool of one idle
+#: connection): prints ``open``, ``seen`` after asyncpg's pool first fails to restore its floor
+#: (the test stops the server), then ``events N`` once the pool has its connection back.
+_POOL_WATCHER = f"""
+import asyncio, logging, sys, time
+from qts_data.cli.logs import configure_logging
+from qts_data_timescale.adapter import TimescaleAdapter
+
+configure_logging()
+events = 0
+
+class Count(logging.Handler):
+    def emit(self, record):
+        global events
+        events += record.getMessage() == {FLOOR!r}
+
+logging.getLogger("asyncpg.pool").addHandler(Count())
+
+async def main():
+    adapter = TimescaleAdapter(dsn=sys.argv[1], pool_min_size=1, pool_max_size=2)
+    await adapter.open()
+    print("open", flush=True)
+    deadline = time.monotonic() + 120
+    while events == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    print("seen", flush=True)
+    while adapter._pool.get_size() < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await adapter.close()
+    print("events", events, flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_the_pool_s_reconnect_warnings_are_one_line_each_on_the_command_line(
+    throwaway_postgres: PostgresProcess, debug: str
+) -> None:
+    env = {**os.environ, "QTS_DATA_DEBUG": debug}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _POOL_WATCHER, throwaway_postgres.dsn],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert lines.get(timeout=60).strip() == "open"
+        throwaway_postgres.stop("fast")
+        assert lines.get(timeout=120).strip() == "seen"
+        throwaway_postgres.start()
+        assert proc.wait(timeout=180) == 0
+        events = int(lines.get(timeout=10).split()[1])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+    assert events >= 1
+    warnings = [line for line in stderr.splitlines() if line.startswith("qts-data: ")]
+    assert len(warnings) == events, stderr
+    assert all(
+        line.startswith(f"qts-data: warning: asyncpg.pool: {FLOOR} (") and line.endswith(")")
+        for line in warnings
+    ), stderr
+    if debug == "1":
+        assert stderr.count("Traceback (most recent call last):") == events, stderr
+    else:
+        assert stderr.splitlines() == warnings  # nothing else: one line per event
+        assert "Traceback" not in stderr
+
+
 # -- the read replica ------------------------------------------------------------------------------
 
 
-async def _wait_for(condition: object, what: str, timeout: float = 15.0) -> None:
+async def _wait_for(
+    condition: object, what: str, timeout: float = 15.0, detail: Callable[[], object] = str
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():  # type: ignore[operator]
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what} {detail()}".rstrip())
         await asyncio.sleep(0.05)
+
+
+async def _wait_until_idle(primary: PostgresProcess, idle_s: float, timeout: float = 60.0) -> None:
+    """Wait until the primary writes no more WAL by itself, its last write ``idle_s`` old.
+
+    After a write the background writer logs one standby snapshot (within 15 s, later when it
+    hibernates), then nothing while nobody writes: wait for that record, or for 30 s without one
+    (it was logged before the first look)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = await asyncio.to_thread(primary.current_wal_lsn)
+    while await asyncio.to_thread(primary.current_wal_lsn) == first:
+        if loop.time() > started + min(30.0, timeout):
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(max(0.0, started + idle_s - loop.time()))
 
 
 async def test_reads_are_served_by_the_replica_and_survive_its_lag_and_its_loss(
@@ -161,6 +261,78 @@ async def test_reads_are_served_by_the_replica_and_survive_its_lag_and_its_loss(
         reads = router.reads
         assert (await adapter.fetch_position("AAPL")).qty == Decimal(3)  # type: ignore[union-attr]
         assert router.reads == reads + 1
+    finally:
+        await adapter.close()
+
+
+async def test_a_replica_restarted_while_the_primary_is_idle_serves_reads_again(
+    throwaway_postgres: PostgresProcess,
+) -> None:
+    # After a restart the replica's receive position restarts at its WAL segment's start, and
+    # on an idle primary its last replayed transaction only gets older: it is caught up when it
+    # has replayed the primary's WAL position, whatever the age of that transaction.
+    primary = throwaway_postgres
+    writer = await _migrated(primary)
+    await writer.update_position("AAPL", 1, 100)
+    await writer.close()
+    replica = primary.make_replica()
+    replica.wait_for_replay()
+    adapter = make(
+        primary.dsn_for("qts"),
+        read_dsn=replica.dsn_for("qts"),
+        read_max_lag_s=1.0,
+        alert_replication_lag_s=1.0,
+        replica_check_interval_s=0.1,
+        connect_timeout_s=2.0,
+    )
+    await adapter.open()
+    router = adapter.replica
+    assert router is not None
+    try:
+        await adapter.update_position("AAPL", 2, 100)  # a transaction the replica replays
+        replica.wait_for_replay()
+        await _wait_until_idle(primary, idle_s=3.0)  # and it is >= 3 s old
+        await _wait_for(
+            lambda: router.usable and router.lag_s == 0.0,
+            "the replica to be seen caught up",
+            detail=router.describe,
+        )
+        assert [p.qty for p in await adapter.fetch_positions()] == [Decimal(2)]
+        assert router.reads == 1
+
+        # 1. The replica alone restarts; the primary stays idle.
+        await asyncio.to_thread(replica.restart, "fast")
+        await _wait_for(
+            lambda: router.usable and router.lag_s == 0.0,
+            "the restarted replica to be seen caught up",
+            timeout=30.0,
+            detail=router.describe,
+        )
+        primary_reads = adapter._primary_reads
+        assert [p.qty for p in await adapter.fetch_positions()] == [Decimal(2)]
+        assert (router.reads, adapter._primary_reads) == (2, primary_reads)
+        status = await adapter.health_check()
+        assert status.details["replica"]["state"] == "serving", status.details
+        assert "replication lag" not in status.message
+        assert "reads served by the primary" not in status.message
+
+        # 2. The primary cannot be asked: the replica is not taken for caught up, its lag
+        #    grows from its last verified catch-up until reads leave it.
+        primary.stop("immediate")
+        await _wait_for(
+            lambda: router.state == "lagging" and router.primary_error is not None,
+            "the replica to be seen lagging while the primary is down",
+            detail=router.describe,
+        )
+        assert router.error is None  # the replica itself answers
+        primary.start()
+        await _wait_for(
+            lambda: router.usable and router.lag_s == 0.0,
+            "the replica to be caught up with the primary back",
+            timeout=30.0,
+            detail=router.describe,
+        )
+        assert router.primary_error is None
     finally:
         await adapter.close()
 

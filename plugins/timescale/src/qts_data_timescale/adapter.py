@@ -205,7 +205,7 @@ class TimescaleAdapter(DataSourceAdapter):
             if settings.auto_migrate and not self._state.up_to_date:
                 await self.migrate()
             if settings.read_dsn is not None:
-                self._replica = Replica(settings)
+                self._replica = Replica(settings, self._pool)
                 await self._replica.start()
         except BaseException as exc:
             await self.close()

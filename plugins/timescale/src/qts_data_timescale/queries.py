@@ -251,15 +251,16 @@ ON CONFLICT (config_key) DO UPDATE SET value = EXCLUDED.value,
     description = EXCLUDED.description, updated_at = EXCLUDED.updated_at""")
 
 # -- health -------------------------------------------------------------------------------------
-#: Seconds the replica is behind: 0 while it has replayed everything it received,
-#: else the age of the last transaction it replayed (of its start, if it has
-#: replayed none since).
+#: The primary's WAL position (its write LSN) as text: what a replica must have replayed to
+#: show everything the primary shows. Read on the primary just before :data:`REPLICA_LAG`.
+PRIMARY_WAL_LSN = "SELECT pg_current_wal_lsn()::text"
+#: On the replica: the WAL position it has replayed (text; NULL if it never replayed), and
+#: the age of the last transaction it replayed (of its start, if it has replayed none since),
+#: its lag when it is behind the primary's position.
 REPLICA_LAG = """SELECT pg_is_in_recovery() AS standby,
-    CASE WHEN NOT pg_is_in_recovery() THEN 0
-         WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-         ELSE EXTRACT(EPOCH FROM now() - COALESCE(pg_last_xact_replay_timestamp(),
-                                                  pg_postmaster_start_time()))
-    END::float8 AS lag_s"""
+    pg_last_wal_replay_lsn()::text AS replay_lsn,
+    EXTRACT(EPOCH FROM now() - COALESCE(pg_last_xact_replay_timestamp(),
+                                        pg_postmaster_start_time()))::float8 AS replay_age_s"""
 SERVER_INFO = """SELECT current_setting('server_version') AS server_version,
     (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS timescaledb"""
 #: The end of ohlcv_1m's materialized buckets; NULL while nothing is materialized.
