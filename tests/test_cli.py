@@ -33,6 +33,35 @@ def qts_data_adapters(register):
 """
 
 
+NOISY = """
+import logging
+from qts_data.plugins import hookimpl
+
+def make(settings, ctx):
+    from qts_data_memory.adapter import MemoryAdapter
+
+    class Noisy(MemoryAdapter):
+        async def health_check(self):
+            # what asyncpg's pool logs on every PostgreSQL restart, here twice
+            for n in (1, 2):
+                try:
+                    raise ConnectionRefusedError(
+                        111, f"Connect call failed postgresql://qts:s3cr3t-pw@db/qts #{n}"
+                    )
+                except OSError:
+                    logging.getLogger("asyncpg.pool").warning(
+                        "Failed to restore the pool connection floor; retrying", exc_info=True
+                    )
+            return await super().health_check()
+
+    return Noisy()
+
+@hookimpl
+def qts_data_adapters(register):
+    register("noisy", make)
+"""
+
+
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -237,3 +266,27 @@ def test_piped_tables_print_whole_values(plugin_site: PluginSite) -> None:
     assert listed.code == 0, listed.err
     assert "backend_library_that_is_not_installed_anywhere" in listed.out
     assert "…" not in listed.out
+
+
+def test_a_library_warning_with_its_exception_is_one_line_unless_debugging(
+    plugin_site: PluginSite, tmp_path: Path
+) -> None:
+    plugin_site.add("noisy", NOISY)
+    config = tmp_path / "qts.toml"
+    config.write_text('[stack]\nadapter = "db"\n[adapters.db]\ntype = "noisy"\n')
+    expected = [
+        "qts-data: warning: asyncpg.pool: Failed to restore the pool connection floor; retrying"
+        f" (ConnectionRefusedError: [Errno 111] Connect call failed postgresql://qts:***@db/qts #{n})"
+        for n in (1, 2)
+    ]
+    quiet = run_cli("check", str(config), env=plugin_site.env(COLUMNS="200"))
+    assert quiet.code == 0, quiet.out + quiet.err
+    assert quiet.err.splitlines() == expected  # one line per event, no traceback
+    debug = run_cli("check", str(config), env=plugin_site.env(QTS_DATA_DEBUG="1"))
+    assert debug.code == 0, debug.out + debug.err
+    assert debug.err.count("Traceback (most recent call last):") == 2, debug.err
+    lines = debug.err.splitlines()
+    assert lines[0] == expected[0]
+    assert lines[1] == "Traceback (most recent call last):"
+    assert expected[1] in lines
+    assert "s3cr3t-pw" not in debug.err

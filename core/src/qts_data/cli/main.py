@@ -13,6 +13,7 @@ from qts_data.cli.demo_cmd import demo_command
 from qts_data.cli.errors import QtsGroup, end_on_broken_pipe
 from qts_data.cli.ingest_cmd import ingest_group
 from qts_data.cli.init_cmd import init_command
+from qts_data.cli.logs import configure_logging
 from qts_data.cli.metrics_cmd import metrics_command
 from qts_data.cli.migrate_cmd import migrate_command
 from qts_data.cli.migration_cmd import backfill_command, verify_command
@@ -40,6 +41,7 @@ cli.add_command(metrics_command)
 
 
 def main() -> None:
+    configure_logging()
     try:
         cli(prog_name="qts-data")
     except SystemExit:
