@@ -147,6 +147,11 @@ class CircuitBreaker:
         ):
             self._probes_started -= 1
 
+    def trip(self, reason: str) -> None:
+        """Open a closed breaker now, whatever its window says (the server went silent)."""
+        if self.state is BreakerState.CLOSED:
+            self._to_open(self._clock(), reason)
+
     # -- manual control ------------------------------------------------------------------
     def force_open(self) -> None:
         self._transition(BreakerState.FORCED_OPEN, "forced open")

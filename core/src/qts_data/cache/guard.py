@@ -9,10 +9,21 @@ a slow call when it took longer than ``slow_call_duration_s``; a call still
 running at that moment is recorded as slow then, so a frozen server opens the
 breaker within ``slow_call_duration_s`` of traffic.
 
+A server that stops answering altogether (dead, frozen, or a network that drops
+everything) is told apart from a slow one by its silence: when
+:data:`SILENT_CALLS` calls in a row ended without an answer, or waited
+``slow_call_duration_s`` for one, with nothing answered since each began, the
+breaker opens at once. A slow
+but healthy server keeps answering some calls, so only the slow-call rate over
+the window can open the breaker for it.
+
 Time the event loop itself could not run (a host too busy to schedule this
 process, a long synchronous step) is not the server's slowness: a
-:class:`LoopStallProbe` notices such stalls, and a call that overlapped one is
-not counted as slow (its failure, if it failed, still counts).
+:class:`LoopStallProbe` measures such stalls, and a call's duration is counted
+without the stalled time that overlapped it. A call that failed by a
+client-side timer (no reply, or no free connection, in time) while the loop
+stalled is not counted at all: that timer ran on the stalled loop. Other
+failures (refused, reset) count whatever the loop did.
 """
 
 from __future__ import annotations
@@ -20,23 +31,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from qts_data.cache.breaker import CircuitBreaker
+from qts_data.errors import Failure
 
-__all__ = ["GIVEN_UP", "LoopStallProbe", "guarded"]
+__all__ = ["GIVEN_UP", "SILENT_CALLS", "LoopStallProbe", "guarded"]
 
 #: What :func:`guarded` returns when the caller did not get a result (failed, over budget).
 GIVEN_UP: Any = object()
 
 
 class LoopStallProbe:
-    """A timer every ``interval_s`` that remembers when the loop last ran it late."""
+    """A timer every ``interval_s`` that adds up how late the loop ran it (its stalls)."""
 
     def __init__(self, interval_s: float = 0.005, tolerance_s: float = 0.01) -> None:
         self.interval_s = interval_s
         self.tolerance_s = tolerance_s
-        #: Loop time at which the last stall ended (0: none seen).
-        self.last_stall_end = 0.0
+        #: Seconds the loop has stalled since start (lateness past ``tolerance_s``), ever growing.
+        self.stalled_s = 0.0
         self.stalls = 0
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
@@ -52,57 +65,148 @@ class LoopStallProbe:
             self._handle.cancel()
             self._handle = None
 
-    def stalled_since(self, started: float) -> bool:
-        """Whether the loop stalled after loop time ``started``."""
-        return self.last_stall_end > started
-
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
-        if now - self._due > self.tolerance_s:
-            self.last_stall_end = now
+        late = now - self._due
+        if late > self.tolerance_s:
+            self.stalled_s += late
             self.stalls += 1
         self._due = now + self.interval_s
         self._handle = loop.call_at(self._due, self._tick, loop)
 
 
+_TIMER_FAILURES = (Failure.TIMEOUT, Failure.BUSY)
+_NO_ANSWER = (*_TIMER_FAILURES, Failure.DISCONNECTED, Failure.UNREACHABLE, Failure.CLOSED)
+#: Calls that must each have waited ``slow_call_duration_s`` with no answer from the
+#: server since they began, before its silence opens the breaker.
+SILENT_CALLS = 5
+
+
+class Silence:
+    """When the server behind one breaker last answered, and the calls waiting since."""
+
+    __slots__ = ("answered_at", "unanswered")
+
+    def __init__(self) -> None:
+        self.answered_at = float("-inf")  # loop time of the last answer
+        self.unanswered = 0  # calls past the slow-call duration with no answer since
+
+    def answered(self, now: float) -> None:
+        self.answered_at = now
+        self.unanswered = 0
+
+
+_SILENCES: WeakKeyDictionary[CircuitBreaker, Silence] = WeakKeyDictionary()
+
+
+def _silence(breaker: CircuitBreaker) -> Silence:
+    """The silence of the server behind ``breaker`` (one per breaker)."""
+    silence = _SILENCES.get(breaker)
+    if silence is None:
+        silence = _SILENCES[breaker] = Silence()
+    return silence
+
+
+def _answered(error: BaseException | None) -> bool:
+    """Whether the call got an answer from the server (a result, or a refusal)."""
+    if error is None:
+        return True
+    if isinstance(error, (TimeoutError, ConnectionError, asyncio.CancelledError)):
+        return False
+    failure = getattr(error, "failure", None)
+    return failure is not None and failure not in _NO_ANSWER
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether ``error`` came from a client-side timer rather than from the server."""
+    return isinstance(error, TimeoutError) or getattr(error, "failure", None) in _TIMER_FAILURES
+
+
+def _record(
+    breaker: CircuitBreaker,
+    error: BaseException | None,
+    started: float,
+    now: float,
+    stalled: float,
+) -> None:
+    """Record a call that ran from ``started`` to ``now`` (loop time), ``stalled`` seconds of
+    which the loop stalled."""
+    elapsed = max(now - started - stalled, 0.0)
+    silence = _silence(breaker)
+    if _answered(error):
+        silence.answered(now)
+    elif stalled and error is not None and _timed_out(error):
+        breaker.release()  # the timer ran on a stalled loop: says nothing of the server
+        return
+    elif silence.answered_at < started and _unanswered(breaker, silence, elapsed):
+        return
+    if error is None:
+        breaker.on_success(elapsed)
+    else:
+        breaker.on_failure(elapsed)
+
+
+def _unanswered(breaker: CircuitBreaker, silence: Silence, waited_s: float) -> bool:
+    """One more call the server left without an answer since it began; True when that
+    makes :data:`SILENT_CALLS` and the breaker was tripped."""
+    silence.unanswered += 1
+    if silence.unanswered < SILENT_CALLS:
+        return False
+    breaker.trip(
+        f"no answer to {silence.unanswered} calls in a row (the last after {waited_s * 1000:.0f} ms)"
+    )
+    return True
+
+
 class _Call:
     """The bookkeeping of one call that outlived its budget."""
 
-    __slots__ = ("breaker", "on_late", "probe", "recorded", "started")
+    __slots__ = ("breaker", "on_late", "probe", "recorded", "stall_mark", "started")
 
     def __init__(
         self,
         breaker: CircuitBreaker,
         probe: LoopStallProbe | None,
         started: float,
+        stall_mark: float,
         on_late: Callable[[BaseException | None], None] | None,
     ) -> None:
         self.breaker = breaker
         self.probe = probe
         self.started = started
+        self.stall_mark = stall_mark
         self.on_late = on_late
         self.recorded = False
 
-    def stalled(self) -> bool:
-        return self.probe is not None and self.probe.stalled_since(self.started)
+    def stalled(self) -> float:
+        return 0.0 if self.probe is None else self.probe.stalled_s - self.stall_mark
 
     def still_running(self, task: asyncio.Task[Any]) -> None:
-        """At ``slow_call_duration_s``: a call still running is slow (unless the loop stalled)."""
-        if task.done() or self.recorded or self.stalled():
+        """At ``slow_call_duration_s`` (plus the loop's stalls meanwhile): a call still
+        running is slow."""
+        if task.done() or self.recorded:
+            return
+        loop = task.get_loop()
+        slow_at = self.started + self.breaker.settings.slow_call_duration_s + self.stalled()
+        if slow_at > loop.time():  # the loop stalled: the server gets that time back
+            loop.call_at(slow_at, self.still_running, task)
             return
         self.recorded = True
-        self.breaker.on_success(self.breaker.settings.slow_call_duration_s * 1.000001)
+        breaker = self.breaker
+        slow = breaker.settings.slow_call_duration_s
+        silence = _silence(breaker)
+        if silence.answered_at < self.started and _unanswered(breaker, silence, slow):
+            return
+        breaker.on_success(slow * 1.000001)
 
     def ended(self, task: asyncio.Task[Any]) -> None:
         error = asyncio.CancelledError() if task.cancelled() else task.exception()
-        if not self.recorded:
-            elapsed = task.get_loop().time() - self.started
-            if self.stalled():
-                elapsed = 0.0  # not the server's slowness
-            if error is None:
-                self.breaker.on_success(elapsed)
-            elif not isinstance(error, asyncio.CancelledError):
-                self.breaker.on_failure(elapsed)
+        now = task.get_loop().time()
+        if self.recorded:  # counted as slow already; an answer still ends a silence
+            if _answered(error):
+                _silence(self.breaker).answered(now)
+        elif not isinstance(error, asyncio.CancelledError):
+            _record(self.breaker, error, self.started, now, self.stalled())
         if self.on_late is not None:
             self.on_late(error)
 
@@ -120,6 +224,7 @@ async def guarded(
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
+    stall_mark = 0.0 if probe is None else probe.stalled_s
     task = loop.create_task(op)
     waiter = loop.create_future()
 
@@ -141,23 +246,16 @@ async def guarded(
         raise
     timer.cancel()
     if task.done():
-        elapsed = loop.time() - started
-        if probe is not None and probe.stalled_since(started):
-            elapsed = 0.0
         if task.cancelled():
             breaker.release()
             return GIVEN_UP, asyncio.CancelledError()
+        stalled = 0.0 if probe is None else probe.stalled_s - stall_mark
         error = task.exception()
+        _record(breaker, error, started, loop.time(), stalled)
         if error is None:
-            breaker.on_success(elapsed)
             return task.result(), None
-        breaker.on_failure(elapsed)
         return GIVEN_UP, error
-    call = _Call(breaker, probe, started, on_late)
+    call = _Call(breaker, probe, started, stall_mark, on_late)
     task.add_done_callback(call.ended)
-    slow_at = started + breaker.settings.slow_call_duration_s
-    if slow_at > loop.time():
-        loop.call_at(slow_at, call.still_running, task)
-    else:
-        call.still_running(task)
+    call.still_running(task)
     return GIVEN_UP, None
