@@ -17,6 +17,11 @@
 * ``force_open()`` and ``disable()`` pin the state until ``reset()``.
 * Every transition is reported to the listeners.
 
+A cache made of several shards (the masters of a Redis Cluster) has one breaker
+per shard, in a :class:`ShardedBreaker`: losing one master bypasses only the keys
+it serves. After a failover the keys map to the promoted node, whose breaker is
+new (closed); the breakers of shards that no longer serve keys are dropped.
+
 Time comes from a monotonic clock (injectable). The breaker is plain
 bookkeeping with no awaits inside, so no lock is held across an await: the
 caller asks :meth:`CircuitBreaker.try_acquire` before the call and reports
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -76,6 +81,8 @@ class Transition:
     previous: BreakerState
     current: BreakerState
     reason: str
+    #: The shard whose breaker it is (e.g. a cluster master ``host:port``); None: the default.
+    shard: str | None = None
 
 
 # outcome codes in the window
@@ -91,8 +98,10 @@ class CircuitBreaker:
         settings: BreakerSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        shard: str | None = None,
     ) -> None:
         self.name = name
+        self.shard = shard
         self.settings = s = settings or BreakerSettings()
         self._clock = clock
         self.state = BreakerState.CLOSED
@@ -104,6 +113,7 @@ class CircuitBreaker:
         self._half_open_since = 0.0
         self._probes_started = 0
         self._probe_outcomes: list[int] = []
+        self._wait_ended: str | None = None  # why the open wait was cut short
         self.listeners: list[Callable[[Transition], Any]] = []
         self.not_permitted = 0
         self.transitions = 0
@@ -146,6 +156,14 @@ class CircuitBreaker:
             self._probe_outcomes
         ):
             self._probes_started -= 1
+
+    def end_wait(self, reason: str = "the shards were rearranged") -> None:
+        """An OPEN breaker lets its probes through at the next call instead of at the end of
+        its wait (what it opened on may be gone). Their outcomes decide as usual; a
+        forced-open or disabled breaker is left alone."""
+        if self.state is BreakerState.OPEN:
+            self._opened_at = self._clock() - self._wait
+            self._wait_ended = reason
 
     # -- manual control ------------------------------------------------------------------
     def force_open(self) -> None:
@@ -235,6 +253,7 @@ class CircuitBreaker:
         if longer:
             self._wait = min(self._wait * self.settings.wait_multiplier, self.settings.max_wait_s)
         self._opened_at = now
+        self._wait_ended = None
         self._clear()
         self._transition(BreakerState.OPEN, f"{reason}; calls rejected for {self._wait:g} s")
 
@@ -242,7 +261,10 @@ class CircuitBreaker:
         self._half_open_since = now
         self._probes_started = 0
         self._probe_outcomes = []
-        self._transition(BreakerState.HALF_OPEN, f"open for {self._wait:g} s; probing")
+        reason, self._wait_ended = self._wait_ended, None
+        if reason is None:
+            reason = f"open for {self._wait:g} s"
+        self._transition(BreakerState.HALF_OPEN, f"{reason}; probing")
 
     def _clear(self) -> None:
         self._window.clear()
@@ -256,9 +278,207 @@ class CircuitBreaker:
             return
         self.state = new
         self.transitions += 1
-        event = Transition(self.name, previous, new, reason)
+        event = Transition(self.name, previous, new, reason, self.shard)
         for listener in list(self.listeners):
             try:
                 listener(event)
             except Exception:  # a listener never breaks the breaker
                 pass
+
+
+#: How bad a state is, for the aggregate of several breakers (the worst one wins).
+_SEVERITY = {
+    BreakerState.DISABLED: 0,
+    BreakerState.CLOSED: 1,
+    BreakerState.HALF_OPEN: 2,
+    BreakerState.OPEN: 3,
+    BreakerState.FORCED_OPEN: 4,
+}
+
+
+class ShardedBreaker:
+    """The circuit breakers of one cache: a default one, and one per shard, made on first use.
+
+    The caller asks :meth:`of` for the breaker of the shard a key is on (None: the default,
+    which is all a cache of one shard ever uses) and runs the call protocol on it. A cache
+    of one shard sees exactly what one :class:`CircuitBreaker` would show: the same state,
+    summary and transitions.
+
+    ``serving``: the shards currently serving keys (a Redis Cluster's masters), asked when
+    a new shard appears and by the aggregate. A breaker of a shard that stopped serving (a
+    master replaced by its replica) counts for nothing, and is dropped when the next new
+    shard appears; a shard that serves again later gets a fresh breaker. When the serving
+    shards changed, the open breakers of the others probe at their next call
+    (:meth:`CircuitBreaker.end_wait`).
+
+    The aggregate: :attr:`state` is the worst state among the default breaker and the
+    breakers of serving shards (DISABLED < CLOSED < HALF_OPEN < OPEN < FORCED_OPEN), so
+    OPEN means that *some* keys bypass the cache; :meth:`summary` adds each shard's own
+    summary and which shards reject calls. :meth:`force_open`, :meth:`disable` and
+    :meth:`reset` apply to every breaker, including those made later.
+    """
+
+    def __init__(
+        self,
+        name: str = "cache",
+        settings: BreakerSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        serving: Callable[[], Collection[str]] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or BreakerSettings()
+        self._clock = clock
+        self._serving = serving
+        #: Told of every transition of every breaker of the group.
+        self.listeners: list[Callable[[Transition], Any]] = []
+        self._pinned: BreakerState | None = None
+        self._shards: dict[str, CircuitBreaker] = {}
+        #: The serving shards when the last new shard was seen (None: none seen yet).
+        self._topology: frozenset[str] | None = None
+        #: Counts of the breakers dropped so far (the sums never go back).
+        self._retired_not_permitted = 0
+        self._retired_transitions = 0
+        self.default = self._make(None)
+
+    # -- routing --------------------------------------------------------------------------------
+    def of(self, shard: str | None) -> CircuitBreaker:
+        """The breaker of ``shard`` (made now if new); the default one for None."""
+        if shard is None:
+            return self.default
+        breaker = self._shards.get(shard)
+        if breaker is None:
+            breaker = self._added(shard)
+        return breaker
+
+    def _added(self, shard: str) -> CircuitBreaker:
+        """A shard seen for the first time. If the serving shards changed since the last one
+        (a failover, a resharding), forget the shards that no longer serve keys, and let the
+        open breakers of the others probe at their next call: they may have opened on what
+        the change ended (a cluster refuses every key between the failure of a master and
+        its replacement, unless ``cluster-require-full-coverage`` is ``no``)."""
+        serving = self._serving_now()
+        if serving is not None:
+            now = frozenset(serving)
+            if self._topology is not None and now != self._topology:
+                for gone in [name for name in self._shards if name not in now]:
+                    retired = self._shards.pop(gone)
+                    self._retired_not_permitted += retired.not_permitted
+                    self._retired_transitions += retired.transitions
+                for breaker in [self.default, *self._shards.values()]:
+                    breaker.end_wait()
+            self._topology = now
+        breaker = self._shards[shard] = self._make(shard)
+        return breaker
+
+    def _make(self, shard: str | None) -> CircuitBreaker:
+        name = self.name if shard is None else f"{self.name}@{shard}"
+        breaker = CircuitBreaker(name, self.settings, clock=self._clock, shard=shard)
+        if self._pinned is BreakerState.FORCED_OPEN:
+            breaker.force_open()  # before the listener: no transition for a breaker being made
+        elif self._pinned is BreakerState.DISABLED:
+            breaker.disable()
+        breaker.listeners.append(self._forward)
+        return breaker
+
+    def _forward(self, transition: Transition) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(transition)
+            except Exception:  # a listener never breaks the breaker
+                pass
+
+    def _serving_now(self) -> Collection[str] | None:
+        if self._serving is None:
+            return None
+        try:
+            return self._serving()
+        except Exception:  # what the client knows is unavailable: keep every breaker
+            return None
+
+    @property
+    def shards(self) -> dict[str, CircuitBreaker]:
+        """The breakers of the shards that serve keys now, by shard."""
+        serving = self._serving_now()
+        if serving is None:
+            return dict(self._shards)
+        return {name: b for name, b in self._shards.items() if name in serving}
+
+    def breakers(self) -> list[CircuitBreaker]:
+        """The default breaker, then those of the serving shards."""
+        return [self.default, *self.shards.values()]
+
+    # -- the aggregate ------------------------------------------------------------------------------
+    @property
+    def state(self) -> BreakerState:
+        """The worst state of :meth:`breakers` (a cache of one shard: its breaker's state)."""
+        if not self._shards:
+            return self.default.state
+        return max((b.state for b in self.breakers()), key=_SEVERITY.__getitem__)
+
+    @property
+    def allows_calls(self) -> bool:
+        """True unless some breaker of :meth:`breakers` would reject a call now."""
+        return all(b.allows_calls for b in self.breakers())
+
+    @property
+    def failure_rate(self) -> float | None:
+        """The highest failure rate of :meth:`breakers` (None while none has enough calls)."""
+        return _highest(b.failure_rate for b in self.breakers())
+
+    @property
+    def slow_call_rate(self) -> float | None:
+        return _highest(b.slow_call_rate for b in self.breakers())
+
+    @property
+    def not_permitted(self) -> int:
+        """Calls rejected by every breaker of the group so far (dropped ones included)."""
+        every = [self.default, *self._shards.values()]
+        return self._retired_not_permitted + sum(b.not_permitted for b in every)
+
+    @property
+    def transitions(self) -> int:
+        """Transitions of every breaker of the group so far (dropped ones included)."""
+        every = [self.default, *self._shards.values()]
+        return self._retired_transitions + sum(b.transitions for b in every)
+
+    # -- manual control --------------------------------------------------------------------------
+    def force_open(self) -> None:
+        self._pinned = BreakerState.FORCED_OPEN
+        for breaker in [self.default, *self._shards.values()]:
+            breaker.force_open()
+
+    def disable(self) -> None:
+        self._pinned = BreakerState.DISABLED
+        for breaker in [self.default, *self._shards.values()]:
+            breaker.disable()
+
+    def reset(self) -> None:
+        self._pinned = None
+        for breaker in [self.default, *self._shards.values()]:
+            breaker.reset()
+
+    def summary(self) -> dict[str, Any]:
+        """The default breaker's summary for a cache of one shard; with shards, the aggregate
+        (state, highest rates, summed counts) with ``shards`` (each serving shard's summary)
+        and ``rejecting`` (the shards that reject calls now)."""
+        if not self._shards:
+            return self.default.summary()
+        breakers = self.breakers()
+        shards = self.shards
+        return {
+            "state": self.state.value,
+            "failure_rate": self.failure_rate,
+            "slow_call_rate": self.slow_call_rate,
+            "calls_in_window": sum(len(b._window) for b in breakers),
+            "not_permitted": self.not_permitted,
+            "transitions": self.transitions,
+            "open_wait_s": max(b._wait for b in breakers),
+            "shards": {name: b.summary() for name, b in sorted(shards.items())},
+            "rejecting": sorted(name for name, b in shards.items() if not b.allows_calls),
+        }
+
+
+def _highest(rates: Iterable[float | None]) -> float | None:
+    known = [rate for rate in rates if rate is not None]
+    return max(known) if known else None
