@@ -640,9 +640,14 @@ class CacheManager:
         now = self._now_us()
         cached = Cached(value, source_us if source_us is not None else now, "source")
         version = version_us if version_us is not None else now
-        return await self._store(
-            kind, key, codec, cached, self._stats[kind], announce=True, version=version
-        )
+        try:
+            return await self._store(
+                kind, key, codec, cached, self._stats[kind], announce=True, version=version
+            )
+        finally:
+            # A read that begins now must not join one that began before this write
+            # ended: that one may have read the value before it.
+            self._flight.forget(key)
 
     async def invalidate(self, kind: CacheKind, **params: Any) -> None:
         """Remove a cached value. Done even in LOCKDOWN: a removal never makes the cache newer."""
@@ -656,7 +661,10 @@ class CacheManager:
         # A tombstone, not a DEL: a write issued before it and executed late is refused.
         version = self._now_us()
         self._dirty.pop(key, None)
-        done = await self._call(kind, stats, key, self._tombstone(kind, key, version), version)
+        try:
+            done = await self._call(kind, stats, key, self._tombstone(kind, key, version), version)
+        finally:
+            self._flight.forget(key)  # as in put: later reads start afresh
         if done is _FAILED:
             self._mark_dirty(kind, key, version)
         else:
