@@ -366,3 +366,28 @@ async def test_shard_lookups_are_cheap_enough_to_run_on_every_call(client: Shard
         await read(manager, source, "A")
     assert manager.breaker.of("n1") is breaker
     await asyncio.sleep(0)
+
+
+async def test_a_shard_still_refusing_just_after_the_rearrangement_is_probed_again_soon(
+    client: ShardedMemory,
+) -> None:
+    manager, source = manager_over(client), Source()
+    for symbol in "AC":
+        await write(manager, source, symbol, "1")
+    client.down.update({"n1", "n3"})
+    for _ in range(6):
+        for symbol in "AC":
+            await read(manager, source, symbol)
+    client.down.discard("n3")
+    client.routes["C"] = "n3r"
+    await read(manager, source, "C")  # the new shard: n1's wait ends
+    for _ in range(3):
+        await read(manager, source, "A")  # n1's probes: it still refuses
+    assert manager.breaker.of("n1").state is BreakerState.OPEN
+    client.down.clear()  # n1 learned of the promotion too
+    await asyncio.sleep(0.3)  # SETTLING_RETRY_S, not its 30 s wait
+    loads = source.loads["A"]
+    for _ in range(4):
+        await read(manager, source, "A")
+    assert manager.breaker.of("n1").state is BreakerState.CLOSED
+    assert source.loads["A"] == loads  # hits, through the probes

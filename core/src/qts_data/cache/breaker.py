@@ -20,7 +20,10 @@
 A cache made of several shards (the masters of a Redis Cluster) has one breaker
 per shard, in a :class:`ShardedBreaker`: losing one master bypasses only the keys
 it serves. After a failover the keys map to the promoted node, whose breaker is
-new (closed); the breakers of shards that no longer serve keys are dropped.
+new (closed); the breakers of shards that no longer serve keys are dropped, and
+the open breakers of the others probe at once (:meth:`CircuitBreaker.end_wait`),
+again every ``SETTLING_RETRY_S`` while the change may not have reached every
+server yet, for as long as they would have waited anyway.
 
 Time comes from a monotonic clock (injectable). The breaker is plain
 bookkeeping with no awaits inside, so no lock is held across an await: the
@@ -88,6 +91,11 @@ class Transition:
 # outcome codes in the window
 _OK, _FAIL, _SLOW_OK, _SLOW_FAIL = 0, 1, 2, 3
 
+#: After :meth:`CircuitBreaker.end_wait`, how soon failed probes are tried again while the
+#: change settles (a promoted replica is known to some servers a moment before others).
+SETTLING_RETRY_S = 0.25
+_SETTLING = "the shards were rearranged moments ago"
+
 
 class CircuitBreaker:
     """Decides whether a call may go to the protected resource."""
@@ -114,6 +122,8 @@ class CircuitBreaker:
         self._probes_started = 0
         self._probe_outcomes: list[int] = []
         self._wait_ended: str | None = None  # why the open wait was cut short
+        #: Until then (after end_wait), failed probes reopen for SETTLING_RETRY_S only.
+        self._settle_until = 0.0
         self.listeners: list[Callable[[Transition], Any]] = []
         self.not_permitted = 0
         self.transitions = 0
@@ -133,7 +143,7 @@ class CircuitBreaker:
             state = self.state
         if state is BreakerState.HALF_OPEN:
             if now - self._half_open_since > self.settings.max_half_open_s:
-                self._to_open(now, "half-open probes did not finish in time", longer=True)
+                self._reopen(now, "half-open probes did not finish in time")
                 self.not_permitted += 1
                 return False
             if self._probes_started < self.settings.half_open_calls:
@@ -157,13 +167,19 @@ class CircuitBreaker:
         ):
             self._probes_started -= 1
 
-    def end_wait(self, reason: str = "the shards were rearranged") -> None:
+    def end_wait(
+        self, reason: str = "the shards were rearranged", *, settle_s: float = 0.0
+    ) -> None:
         """An OPEN breaker lets its probes through at the next call instead of at the end of
-        its wait (what it opened on may be gone). Their outcomes decide as usual; a
-        forced-open or disabled breaker is left alone."""
+        its wait (what it opened on may be gone). Their outcomes decide, except that for
+        ``settle_s`` probes that fail reopen it for ``SETTLING_RETRY_S`` only, with the same
+        wait (the change may take a moment to reach every server). A forced-open or
+        disabled breaker is left alone."""
         if self.state is BreakerState.OPEN:
-            self._opened_at = self._clock() - self._wait
+            now = self._clock()
+            self._opened_at = now - self._wait
             self._wait_ended = reason
+            self._settle_until = now + settle_s
 
     # -- manual control ------------------------------------------------------------------
     def force_open(self) -> None:
@@ -176,6 +192,7 @@ class CircuitBreaker:
         """Back to CLOSED with an empty window and the initial wait."""
         self._clear()
         self._wait = self.settings.wait_s
+        self._settle_until = 0.0
         self._transition(BreakerState.CLOSED, "reset")
 
     # -- metrics -------------------------------------------------------------------------
@@ -241,13 +258,26 @@ class CircuitBreaker:
         n = len(outcomes)
         s = self.settings
         if failures / n >= s.failure_rate_threshold:
-            self._to_open(self._clock(), f"{failures}/{n} probes failed", longer=True)
+            self._reopen(self._clock(), f"{failures}/{n} probes failed")
         elif slow / n >= s.slow_call_rate_threshold:
-            self._to_open(self._clock(), f"{slow}/{n} probes slow", longer=True)
+            self._reopen(self._clock(), f"{slow}/{n} probes slow")
         else:
             self._clear()
             self._wait = s.wait_s
+            self._settle_until = 0.0
             self._transition(BreakerState.CLOSED, f"{n - failures}/{n} probes succeeded")
+
+    def _reopen(self, now: float, reason: str) -> None:
+        """Probes failed: open for a longer wait, or briefly while a rearrangement settles."""
+        if now >= self._settle_until:
+            self._to_open(now, reason, longer=True)
+            return
+        self._opened_at = now - self._wait + SETTLING_RETRY_S
+        self._clear()
+        self._transition(
+            BreakerState.OPEN, f"{reason}; probing again in {SETTLING_RETRY_S:g} s ({_SETTLING})"
+        )
+        self._wait_ended = _SETTLING
 
     def _to_open(self, now: float, reason: str, *, longer: bool = False) -> None:
         if longer:
@@ -366,7 +396,8 @@ class ShardedBreaker:
                     self._retired_not_permitted += retired.not_permitted
                     self._retired_transitions += retired.transitions
                 for breaker in [self.default, *self._shards.values()]:
-                    breaker.end_wait()
+                    # probing again and again for as long as it would have waited anyway
+                    breaker.end_wait(settle_s=breaker.settings.wait_s)
             self._topology = now
         breaker = self._shards[shard] = self._make(shard)
         return breaker
