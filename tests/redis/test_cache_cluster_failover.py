@@ -179,7 +179,7 @@ class Failover:
     reads: dict[str, dict[str, int]]  # reads per symbol at "before", "during"
     state_during: BreakerState
     summary_during: dict[str, Any]
-    metrics_during: str  # the Prometheus exposition at the promotion
+    metrics_during: str  # the Prometheus exposition 1 s after the kill
     summary_after: dict[str, Any]
     state_after: BreakerState
     transitions: list[tuple[float, Transition]]  # with the time each happened
@@ -266,15 +266,17 @@ async def kill_a_master(factory: RedisProcessFactory, masters: list[RedisProcess
 
         killed_at = time.monotonic()
         await asyncio.to_thread(victim.kill)
+        # 1 s in, the failure is not even detected by the cluster (node timeout: 2 s).
+        await asyncio.sleep(1.0)
+        state_during = cache.breaker.state
+        summary_during = cache.breaker.summary()
+        metrics_during = generate_latest(stack_registry(stack)).decode()
         while not await asyncio.to_thread(is_master, replica, witness):
             assert time.monotonic() < killed_at + 30, "the replica was not promoted in 30 s"
             await asyncio.sleep(0.05)
         promoted_at = time.monotonic()
         during = cache.stats()["position"].as_dict()
         reads_during = dict(work.reads)
-        state_during = cache.breaker.state
-        summary_during = cache.breaker.summary()
-        metrics_during = generate_latest(stack_registry(stack)).decode()
 
         while (recovered_at := work.all_hit_since(victim_index, promoted_at)) is None:
             assert time.monotonic() < promoted_at + 30, "the dead master's keys never hit again"
