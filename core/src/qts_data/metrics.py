@@ -82,6 +82,18 @@ class StackCollector(Collector):
                     [client, state], 1.0 if cache["breaker"]["state"] == state else 0.0
                 )
         yield breaker
+        shard_breaker = GaugeMetricFamily(
+            "qts_cache_shard_breaker_state",
+            "1 for the current state of each shard's breaker (the masters of a Redis Cluster)",
+            labels=["cache", "shard", "state"],
+        )
+        shards = (cache["breaker"] or {}).get("shards", {})
+        for shard, summary in shards.items():
+            for state in _BREAKER_STATES:
+                shard_breaker.add_metric(
+                    [client, shard, state], 1.0 if summary["state"] == state else 0.0
+                )
+        yield shard_breaker
         events = self.stack.events.summary()
         published = CounterMetricFamily("qts_events_published", "events published", labels=[])
         published.add_metric([], events.get("published", 0))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from qts_data.cache.breaker import BreakerSettings, BreakerState, CircuitBreaker, Transition
+from qts_data.cache.breaker import (
+    SETTLING_RETRY_S,
+    BreakerSettings,
+    BreakerState,
+    CircuitBreaker,
+    Transition,
+)
 
 
 class Clock:
@@ -203,3 +209,43 @@ def test_inconsistent_settings_are_rejected() -> None:
         BreakerSettings(window_size=3, minimum_calls=5)
     with pytest.raises(ValueError, match="max_wait_s cannot be below wait_s"):
         BreakerSettings(wait_s=60, max_wait_s=30)
+
+
+def test_end_wait_lets_probes_through_at_once_and_retries_them_while_settling(
+    clock: Clock,
+) -> None:
+    breaker, seen = small(clock, half_open_calls=1)
+    fail(breaker, 5)
+    assert breaker.state is BreakerState.OPEN and not breaker.try_acquire()
+    breaker.end_wait("the shards were rearranged", settle_s=30)
+    assert breaker.try_acquire()  # the probe, 29 s early
+    assert seen[-1].reason == "the shards were rearranged; probing"
+    breaker.on_failure()  # still refused (the change has not reached that server yet)
+    assert breaker.state is BreakerState.OPEN and breaker.summary()["open_wait_s"] == 30
+    assert "probing again in 0.25 s" in seen[-1].reason
+    assert not breaker.try_acquire()
+    clock.now += SETTLING_RETRY_S
+    assert breaker.try_acquire()
+    breaker.on_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_probes_failing_after_the_settling_time_reopen_for_longer(clock: Clock) -> None:
+    breaker, _ = small(clock, half_open_calls=1)
+    fail(breaker, 5)
+    breaker.end_wait(settle_s=1.0)
+    clock.now += 2.0
+    fail(breaker)  # the probe
+    assert breaker.state is BreakerState.OPEN and breaker.summary()["open_wait_s"] == 60
+
+
+def test_end_wait_leaves_closed_forced_and_disabled_breakers_alone(clock: Clock) -> None:
+    breaker, seen = small(clock)
+    breaker.end_wait()
+    assert breaker.state is BreakerState.CLOSED and seen == []
+    breaker.force_open()
+    breaker.end_wait()
+    assert not breaker.try_acquire()
+    breaker.disable()
+    breaker.end_wait()
+    assert breaker.state is BreakerState.DISABLED

@@ -128,6 +128,45 @@ async def test_thousand_concurrent_misses_cause_one_load() -> None:
     assert manager.stats()["position"].merged_loads == 999
 
 
+class SlowReplies(MemoryCacheClient):
+    """Remote-like: a read sees the data when it is sent; its reply arrives 3 ms later."""
+
+    in_process = False
+
+    async def hgetall(self, key: str) -> dict[str, bytes]:
+        data = await super().hgetall(key)
+        await asyncio.sleep(0.003)
+        return data
+
+
+@pytest.mark.parametrize("write", ["put", "invalidate"])
+async def test_a_read_begun_after_a_write_ended_does_not_join_a_read_begun_before(
+    write: str,
+) -> None:
+    """Concurrent readers share one cache read; a reader that starts after a write has
+    returned must not get what a shared read sent before the write saw."""
+    manager = CacheManager(SlowReplies(), CacheSettings(default_budget_ms=50))
+    source = {"qty": "1"}
+    loader = Loader()
+
+    async def load() -> Position:
+        loader.calls += 1
+        return position("A", source["qty"])
+
+    await manager.put(CacheKind.POSITION, await load(), POSITION, symbol="A")
+    first = asyncio.create_task(manager.read(CacheKind.POSITION, POSITION, load, symbol="A"))
+    await asyncio.sleep(0)  # its HGETALL is out: it will answer qty 1
+    source["qty"] = "2"
+    if write == "put":
+        await manager.put(CacheKind.POSITION, await load(), POSITION, symbol="A")
+    else:
+        await manager.invalidate(CacheKind.POSITION, symbol="A")
+    second = await manager.read(CacheKind.POSITION, POSITION, load, symbol="A")
+    assert (await first) is not None and second is not None
+    assert second.value.qty == 2
+    assert manager.stats()["position"].merged_loads == 0
+
+
 async def test_a_failed_shared_load_reaches_every_waiter_and_the_next_call_retries() -> None:
     manager = CacheManager(MemoryCacheClient())
     loader = Loader(error=RuntimeError("database down"), delay=0.01)

@@ -208,6 +208,21 @@ def test_parse_redis_url() -> None:
 
 
 @pytest.mark.slow
+def test_a_cluster_with_replicas_has_each_replica_in_sync_with_its_master(
+    redis_process_factory: RedisProcessFactory,
+) -> None:
+    masters = redis_process_factory.cluster(2, "--cluster-node-timeout", "2000", replicas=1)
+    for master in masters:
+        (replica,) = redis_process_factory.replicas_of(master)
+        role = replica.command("ROLE")
+        assert isinstance(role, list) and role[0] == b"slave", role
+        assert role[2] == master.port and role[3] == b"connected", role
+    assert redis_process_factory.replicas_of(redis_process_factory.processes[-1]) == []
+    with pytest.raises(ValueError):
+        redis_process_factory.cluster(1, replicas=-1)
+
+
+@pytest.mark.slow
 def test_cleanup_scans_every_master_of_a_cluster(
     redis_process_factory: RedisProcessFactory,
 ) -> None:

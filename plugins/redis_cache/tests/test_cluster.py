@@ -162,3 +162,61 @@ async def test_a_frozen_or_killed_master_fails_its_keys_fast_and_the_others_keep
         assert isinstance(outcome, BackendError)
         assert elapsed < 0.5, elapsed
     assert await client.get(by_master[healthy.port]) == by_master[healthy.port].encode()
+
+
+async def test_shard_of_names_the_master_of_the_key_slot_without_any_io(
+    open_clients: OpenClient, redis_cluster: list[RedisProcess], unique_prefix: str
+) -> None:
+    client = await open_clients(url=redis_cluster[0].url, cluster=True, prefix=unique_prefix)
+    names = {f"127.0.0.1:{node.port}" for node in redis_cluster}
+    assert set(client.shards()) == names
+    for key in keys_on_every_master(redis_cluster, unique_prefix):
+        master = master_of(redis_cluster, unique_prefix + key)
+        assert client.shard_of(key) == f"127.0.0.1:{master.port}"
+    assert client.shard_of("pos:{A}") == client.shard_of("book:{A}:bid")
+
+
+async def test_shard_of_is_none_on_a_standalone_server_or_before_open(
+    open_clients: OpenClient, throwaway_redis: RedisProcess, redis_cluster: list[RedisProcess]
+) -> None:
+    client = await open_clients(url=throwaway_redis.url)
+    assert client.shard_of("pos:{A}") is None and client.shards() == []
+    unopened = RedisCacheClient(url=redis_cluster[0].url, cluster=True)
+    assert unopened.shard_of("pos:{A}") is None and unopened.shards() == []
+
+
+async def test_after_a_master_fails_the_slot_map_follows_the_failover_without_traffic(
+    open_clients: OpenClient, redis_process_factory: RedisProcessFactory, unique_prefix: str
+) -> None:
+    """One failed command is all the dead master gets (the cache manager's breaker keeps the
+    rest away): the client re-learns the slot map on its own until it names the promoted
+    replica, then stops watching once every master answers."""
+    masters = redis_process_factory.cluster(
+        3, "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no", replicas=1
+    )
+    victim = masters[2]
+    (replica,) = redis_process_factory.replicas_of(victim)
+    client = await open_clients(url=masters[0].url, cluster=True, prefix=unique_prefix)
+    key = next(f"k{i}" for i in range(200) if master_of(masters, f"{unique_prefix}k{i}") is victim)
+    await client.set(key, b"kept")
+    await asyncio.sleep(0.2)  # replicated (asynchronously)
+    assert client.shard_of(key) == f"127.0.0.1:{victim.port}"
+    victim.kill()
+    killed = time.monotonic()
+    with pytest.raises(BackendError):
+        await client.get(key)
+    promoted = None
+    while client.shard_of(key) != f"127.0.0.1:{replica.port}":
+        if promoted is None and replica.command("ROLE")[0] == b"master":  # type: ignore[index]
+            promoted = time.monotonic()
+        assert time.monotonic() < killed + 30, "the slot map never named the promoted replica"
+        await asyncio.sleep(0.05)
+    followed = time.monotonic()
+    assert promoted is None or followed - promoted < 2.0, (followed - killed, promoted - killed)
+    assert f"127.0.0.1:{victim.port}" not in client.shards()
+    assert await client.get(key) == b"kept"
+    backend = client._backend
+    deadline = time.monotonic() + 10
+    while backend._watch is not None:  # every master answers: the watch ends
+        assert time.monotonic() < deadline, "the topology watch did not end"
+        await asyncio.sleep(0.05)

@@ -1,6 +1,6 @@
 """The cache layer: cache kinds, codecs, the circuit breaker and the cache manager."""
 
-from qts_data.cache.breaker import BreakerSettings, BreakerState, CircuitBreaker
+from qts_data.cache.breaker import BreakerSettings, BreakerState, CircuitBreaker, ShardedBreaker
 from qts_data.cache.codec import Codec, codec_for
 from qts_data.cache.entry import Cached
 from qts_data.cache.kinds import CacheKind
@@ -17,6 +17,7 @@ __all__ = [
     "CircuitBreaker",
     "Codec",
     "KindStats",
+    "ShardedBreaker",
     "codec_for",
     "micros_of",
 ]

@@ -148,14 +148,14 @@ def _record(
 
 def _unanswered(breaker: CircuitBreaker, silence: Silence, waited_s: float) -> bool:
     """One more call the server left without an answer since it began; True when that
-    makes :data:`SILENT_CALLS` and the breaker was tripped."""
+    makes :data:`SILENT_CALLS` and opened the breaker (a breaker not closed records the
+    call as usual: half-open probes are judged by their outcomes)."""
     silence.unanswered += 1
     if silence.unanswered < SILENT_CALLS:
         return False
-    breaker.trip(
+    return breaker.trip(
         f"no answer to {silence.unanswered} calls in a row (the last after {waited_s * 1000:.0f} ms)"
     )
-    return True
 
 
 class _Call:

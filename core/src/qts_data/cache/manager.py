@@ -17,7 +17,10 @@
 * Resilience: every call to a remote cache has a time budget and goes through
   a circuit breaker; while the cache fails (or the breaker is open) reads go to
   the source and writes are skipped; recovery is detected by the breaker's
-  probes and the cache refills itself through later loads.
+  probes and the cache refills itself through later loads. A sharded cache (a
+  Redis Cluster) has a breaker per shard (:meth:`CacheClient.shard_of`): a
+  failing master bypasses only its own keys, and after a failover its keys
+  map to the promoted node, whose breaker is new.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from pydantic import Field, model_validator
 
-from qts_data.cache.breaker import BreakerSettings, CircuitBreaker, Transition
+from qts_data.cache.breaker import BreakerSettings, ShardedBreaker, Transition
 from qts_data.cache.codec import Codec, codec_for
 from qts_data.cache.entry import (
     FEED_FIELD,
@@ -151,8 +154,21 @@ class CacheManager:
         }
         self._stats = {kind: KindStats() for kind in CacheKind}
         self._remote = client is not None and not client.in_process
-        self.breaker = CircuitBreaker(f"cache:{client.name if client else 'none'}", s.breaker)
+        #: The circuit breakers: one, or one per shard of a sharded cache (a Redis Cluster's
+        #: masters, see CacheClient.shard_of); ``breaker.state`` is the worst of them.
+        self.breaker = ShardedBreaker(
+            # "is not None", not truth: an empty memory client is falsy (it has a length)
+            f"cache:{client.name if client is not None else 'none'}",
+            s.breaker,
+            serving=client.shards if client is not None else None,
+        )
         self.breaker.listeners.append(self._on_transition)
+        # None for a client of one shard: every call goes through the default breaker.
+        self._shard_of: Callable[[str], str | None] | None = (
+            client.shard_of
+            if client is not None and type(client).shard_of is not CacheClient.shard_of
+            else None
+        )
         self.transitions: list[Transition] = []
         self._near_kinds = frozenset(s.near_cache) if self._remote else frozenset()
         self.near = NearCache(s.near_cache_max_entries) if self._near_kinds else None
@@ -237,11 +253,19 @@ class CacheManager:
         self,
         kind: CacheKind,
         stats: KindStats,
+        key: str,
         op: Awaitable[T],
-        written: tuple[str, int] | None = None,
+        written: int | None = None,
     ) -> T:
-        """Run one cache call within its budget and through the breaker; ``_FAILED`` when the
-        caller got no result. ``written``: (key, version) of a write, for a late outcome."""
+        """Run one cache call on ``key`` within its budget and through the breaker of the
+        shard serving ``key``; ``_FAILED`` when the caller got no result. ``written``: the
+        version a write of ``key`` carries, for a late outcome.
+
+        A call on several keys names the one that decides its shard: the manager sends such
+        calls (an order book and its version key) only on keys that share a hash tag
+        (``{symbol}``), hence one slot and one shard; a PUBLISH names its channel (a cluster
+        client sends it to the master of the channel's slot).
+        """
         if not self._remote:
             try:
                 return await op
@@ -249,13 +273,14 @@ class CacheManager:
                 stats.errors += 1
                 log.debug("cache %s call failed: %s", kind.value, exc)
                 return cast(T, _FAILED)
-        breaker = self.breaker
+        shard_of = self._shard_of
+        breaker = self.breaker.default if shard_of is None else self.breaker.of(shard_of(key))
         if not breaker.try_acquire():
             if asyncio.iscoroutine(op):
                 op.close()
             return cast(T, _FAILED)
         started = time.perf_counter()
-        late = None if written is None else self._late_write(kind, *written)
+        late = None if written is None else self._late_write(kind, key, written)
         result, error = await guarded(breaker, self._budget[kind], cast(Any, op), self._probe, late)
         if result is GIVEN_UP:
             if error is None:
@@ -304,7 +329,7 @@ class CacheManager:
         if time.monotonic() >= deadline:
             del self._dirty[key]
             return True
-        done = await self._call(kind, stats, self._tombstone(kind, key, version))
+        done = await self._call(kind, stats, key, self._tombstone(kind, key, version))
         if done is _FAILED:
             return False
         self._dirty.pop(key, None)
@@ -337,7 +362,7 @@ class CacheManager:
         self, kind: CacheKind, key: str, codec: Codec[T], stats: KindStats
     ) -> Cached[T] | None:
         client = cast(CacheClient, self.client)
-        data = await self._call(kind, stats, client.hgetall(key))
+        data = await self._call(kind, stats, key, client.hgetall(key))
         if data is _FAILED:
             return cast(Cached[T], _FAILED)
         if not data:
@@ -352,7 +377,7 @@ class CacheManager:
             return Cached(codec.decode(value), int(data[TIME_FIELD]), "cache")
         except Exception as exc:  # an entry this version cannot read: treat as a miss
             log.warning("unreadable cache entry %s dropped: %s", key, exc)
-            await self._call(kind, stats, client.delete(key))
+            await self._call(kind, stats, key, client.delete(key))
             return None
 
     async def _held(self, data: Mapping[str, Any], feed: bytes | str, stats: KindStats) -> bool:
@@ -376,7 +401,8 @@ class CacheManager:
         self, feed: str, now: int, stats: KindStats
     ) -> tuple[int, int, int] | None:
         client = cast(CacheClient, self.client)
-        data = await self._call(CacheKind.PRICE, stats, client.hgetall(self._feed_key(feed)))
+        key = self._feed_key(feed)
+        data = await self._call(CacheKind.PRICE, stats, key, client.hgetall(key))
         if data is _FAILED:
             return None
         ttl_us = self._ttl[CacheKind.PRICE] * 1000
@@ -412,13 +438,14 @@ class CacheManager:
             since = now
         self._beats[feed] = (since, now)
         stats = self._price_stats
+        key = self._feed_key(feed)
         write = self.client.hset_if_newer(
-            self._feed_key(feed),
+            key,
             {VERSION_FIELD: str(now), SINCE_FIELD: str(since)},
             version_field=VERSION_FIELD,
             expire_at_ms=time.time_ns() // 1_000_000 + ttl_ms,
         )
-        done = await self._call(CacheKind.PRICE, stats, write)
+        done = await self._call(CacheKind.PRICE, stats, key, write)
         if done is _FAILED:
             self._beats.pop(feed, None)  # readers may see a break: start a new run
             return False
@@ -679,7 +706,7 @@ class CacheManager:
             version_field=VERSION_FIELD,
             expire_at_ms=time.time_ns() // 1_000_000 + (expire_ms or ttl),
         )
-        done = await self._call(kind, stats, write, (key, version))
+        done = await self._call(kind, stats, key, write, version)
         if done is _FAILED:
             stats.skipped_writes += 1
             self._mark_dirty(kind, key, version)
@@ -712,9 +739,14 @@ class CacheManager:
         now = self._now_us()
         cached = Cached(value, source_us if source_us is not None else now, "source")
         version = version_us if version_us is not None else now
-        return await self._store(
-            kind, key, codec, cached, self._stats[kind], announce=True, version=version
-        )
+        try:
+            return await self._store(
+                kind, key, codec, cached, self._stats[kind], announce=True, version=version
+            )
+        finally:
+            # A read that begins now must not join one that began before this write
+            # ended: that one may have read the value before it.
+            self._flight.forget(key)
 
     async def invalidate(self, kind: CacheKind, **params: Any) -> None:
         """Remove a cached value. Done even in LOCKDOWN: a removal never makes the cache newer."""
@@ -728,7 +760,10 @@ class CacheManager:
         # A tombstone, not a DEL: a write issued before it and executed late is refused.
         version = self._now_us()
         self._dirty.pop(key, None)
-        done = await self._call(kind, stats, self._tombstone(kind, key, version), (key, version))
+        try:
+            done = await self._call(kind, stats, key, self._tombstone(kind, key, version), version)
+        finally:
+            self._flight.forget(key)  # as in put: later reads start afresh
         if done is _FAILED:
             self._mark_dirty(kind, key, version)
         else:
@@ -845,7 +880,7 @@ class CacheManager:
             version=version,
             expire_at_ms=time.time_ns() // 1_000_000 + ttl,
         )
-        done = await self._call(kind, stats, write, (key, version))
+        done = await self._call(kind, stats, key, write, version)
         if done is _FAILED:
             stats.skipped_writes += 1
             self._mark_dirty(kind, key, version)
@@ -886,7 +921,7 @@ class CacheManager:
         pipe = self.client.pipeline()
         pipe.zrange(key, 0, -1, desc=side == "bid")
         pipe.get(key + ":t")
-        result = await self._call(kind, stats, pipe.execute())
+        result = await self._call(kind, stats, key, pipe.execute())  # one slot: {symbol}
         if result is _FAILED or result[1] is None or not result[0]:  # none, or a tombstone
             stats.misses += 1
             return None
@@ -917,7 +952,8 @@ class CacheManager:
     async def _announce(self, kind: CacheKind, key: str, stats: KindStats) -> None:
         if self.client is None or self._subscription is None:
             return
-        await self._call(kind, stats, self.client.publish(self._channel, f"{self._instance}|{key}"))
+        message = f"{self._instance}|{key}"
+        await self._call(kind, stats, self._channel, self.client.publish(self._channel, message))
 
     def _on_invalidation(self, message: bytes | None) -> None:
         if self.near is None:
@@ -960,6 +996,7 @@ class CacheManager:
             "cache.breaker",
             f"breaker:{transition.breaker}",
             breaker=transition.breaker,
+            shard=transition.shard,
             previous=transition.previous.value,
             current=transition.current.value,
             reason=transition.reason,

@@ -2,6 +2,9 @@
 
 The first caller runs the loader; the others await its result (or its
 exception). A caller cancelled while waiting does not cancel the shared load.
+:meth:`SingleFlight.forget` detaches a running load from its key: its callers
+still get its result, later callers start a new one (a write of the key ended,
+so what the running load read may be older than the write).
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ class SingleFlight:
             future.set_result(result)
             return result, False
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+    def forget(self, key: str) -> None:
+        """Later callers of ``key`` do not join the load running now (it goes on for its own)."""
+        self._inflight.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._inflight)

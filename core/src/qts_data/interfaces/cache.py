@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from qts_data.interfaces.component import Component
@@ -167,6 +167,20 @@ class CacheClient(Component, abc.ABC):
         is called (messages may have been missed) and the client keeps trying to
         resubscribe.
         """
+
+    # -- shards (a cache spread over several servers, e.g. the masters of a Redis Cluster) ------
+    def shard_of(self, key: str) -> str | None:
+        """The shard that serves ``key`` now (a Redis Cluster: its slot's master,
+        ``host:port``), or None when the cache is one shard (the default) or the client does
+        not know yet. Called before every cache call the manager makes: it must be O(1) and
+        do no I/O (it reads what the client already knows, e.g. its slot map). The cache
+        manager keeps one circuit breaker per shard, so a failing shard bypasses only its
+        own keys."""
+        return None
+
+    def shards(self) -> Collection[str]:
+        """The shards serving keys now (empty for a cache of one shard); cheap, no I/O."""
+        return ()
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """Several strings in one round trip (clients may override with a native MGET)."""

@@ -634,6 +634,22 @@ class CacheClientConformance:
         for x, y in pairs:
             assert x == y, f"a transaction saw half of another: x={x!r}, y={y!r}"
 
+    # -- shards ---------------------------------------------------------------------------------------
+    async def test_shard_of_names_a_serving_shard_and_keeps_a_hash_tag_together(
+        self, cache_client: CacheClient
+    ) -> None:
+        """``shard_of`` is None (one shard) or one of ``shards()``; a symbol's keys (one hash
+        tag) are on one shard, since the cache manager judges a multi-key call by one key."""
+        shards = set(cache_client.shards())
+        for n in range(50):
+            tagged = [f"qts:v2:price:{{S{n}}}", f"qts:v2:book:{{S{n}}}:bid", f"x:{{S{n}}}:t"]
+            found = {cache_client.shard_of(key) for key in tagged}
+            assert len(found) == 1, f"the keys of hash tag S{n} are on shards {found}"
+            (shard,) = found
+            assert shard is None or shard in shards, f"{shard!r} is not in shards() {shards}"
+        if not shards:
+            assert cache_client.shard_of("any") is None
+
     # -- concurrency, health, lifecycle -------------------------------------------------------------
     async def test_concurrent_writers_all_land(self, cache_client: CacheClient) -> None:
         await asyncio.gather(

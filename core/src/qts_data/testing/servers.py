@@ -33,8 +33,9 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -329,6 +330,7 @@ class RedisProcessFactory:
 
     def __init__(self) -> None:
         self.processes: list[RedisProcess] = []
+        self._replicas: dict[int, list[RedisProcess]] = {}
 
     def __call__(self, *extra_args: str, port: int | None = None) -> RedisProcess:
         """Start another server and wait until it answers PING."""
@@ -338,55 +340,121 @@ class RedisProcessFactory:
         return server
 
     def cluster(
-        self, masters: int = 3, *extra_args: str, timeout: float = 20.0
+        self, masters: int = 3, *extra_args: str, replicas: int = 0, timeout: float = 20.0
     ) -> list[RedisProcess]:
         """Start ``masters`` cluster-enabled servers, split the 16384 slots among them, join
         them (``CLUSTER MEET``) and wait until every node reports ``cluster_state:ok``.
 
-        Returns the nodes in slot order; connect to any of them with a cluster client.
+        ``replicas``: that many more servers per master, each made a replica of its master
+        (``CLUSTER REPLICATE``) and in sync with it before this returns; find them with
+        :meth:`replicas_of`. For a failover to happen when a master dies, pass a short
+        ``"--cluster-node-timeout", "2000"`` (the default is 15 s).
+
+        Returns the masters in slot order; connect to any node with a cluster client.
         """
         if masters < 1:
             raise ValueError("a cluster needs at least one master")
-        nodes = [
-            self("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *extra_args)
-            for _ in range(masters)
+        if replicas < 0:
+            raise ValueError("replicas cannot be negative")
+        cluster_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        nodes = [self(*cluster_args, *extra_args) for _ in range(masters)]
+        followers = [
+            [self(*cluster_args, *extra_args) for _ in range(replicas)] for _ in range(masters)
         ]
         slots = 16384
         for index, node in enumerate(nodes):
             first = index * slots // masters
             last = (index + 1) * slots // masters - 1
             node.command("CLUSTER", "ADDSLOTSRANGE", first, last)
-        for node in nodes[1:]:
+        everyone = [*nodes, *(replica for group in followers for replica in group)]
+        for node in everyone[1:]:
             if node.cluster_port is None:
                 raise ServerStartError(f"{node!r} has no cluster bus port")
-            nodes[0].command("CLUSTER", "MEET", node.host, node.port, node.cluster_port)
+            everyone[0].command("CLUSTER", "MEET", node.host, node.port, node.cluster_port)
         deadline = time.monotonic() + timeout
-        while True:
-            if all(_cluster_ready(node, masters) for node in nodes):
-                return nodes
-            if time.monotonic() > deadline:
-                raise ServerStartError(
-                    f"the {masters}-node Redis Cluster did not converge in {timeout} s"
-                )
-            time.sleep(0.05)
+        if replicas:
+            # A replica can follow a master only once it knows it (the gossip spreads MEET).
+            known = str(len(everyone))
+            _wait_until(
+                lambda: all(_cluster_info(n).get("cluster_known_nodes") == known for n in everyone),
+                deadline,
+                f"the {len(everyone)} Redis Cluster nodes did not all meet in {timeout} s",
+            )
+            for master, group in zip(nodes, followers, strict=True):
+                master_id = master.command("CLUSTER", "MYID")
+                name = master_id.decode() if isinstance(master_id, bytes) else str(master_id)
+                for replica in group:
+                    _wait_until(
+                        partial(_replicate, replica, name),
+                        deadline,
+                        f"{replica!r} could not become a replica of {master!r} in {timeout} s",
+                    )
+                self._replicas[master.port] = group
+        _wait_until(
+            lambda: (
+                all(_cluster_ready(node, len(everyone)) for node in everyone)
+                and all(_replica_in_sync(replica) for group in followers for replica in group)
+            ),
+            deadline,
+            f"the {masters}-master Redis Cluster ({replicas} replicas each) did not converge "
+            f"in {timeout} s",
+        )
+        return nodes
+
+    def replicas_of(self, master: RedisProcess) -> list[RedisProcess]:
+        """The replicas :meth:`cluster` started for ``master`` (empty without replicas)."""
+        return list(self._replicas.get(master.port, ()))
 
     def close_all(self) -> None:
         """Thaw, kill and remove every server started (idempotent)."""
+        self._replicas.clear()
         while self.processes:
             self.processes.pop().close()
 
 
-def _cluster_ready(node: RedisProcess, masters: int) -> bool:
-    with node.connect() as client:
-        raw = client.command("CLUSTER", "INFO")
+def _wait_until(done: Callable[[], bool], deadline: float, message: str) -> None:
+    while not done():
+        if time.monotonic() > deadline:
+            raise ServerStartError(message)
+        time.sleep(0.05)
+
+
+def _parse_info(raw: object, command: str) -> dict[str, str]:
     if not isinstance(raw, bytes):
-        raise RespProtocolError(f"unexpected CLUSTER INFO reply: {raw!r}")
+        raise RespProtocolError(f"unexpected {command} reply: {raw!r}")
     info: dict[str, str] = {}
     for line in raw.decode().splitlines():
         key, sep, value = line.partition(":")
         if sep:
             info[key] = value.strip()
-    return info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(masters)
+    return info
+
+
+def _cluster_info(node: RedisProcess) -> dict[str, str]:
+    with node.connect() as client:
+        return _parse_info(client.command("CLUSTER", "INFO"), "CLUSTER INFO")
+
+
+def _cluster_ready(node: RedisProcess, nodes: int) -> bool:
+    info = _cluster_info(node)
+    return info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(nodes)
+
+
+def _replicate(replica: RedisProcess, master_id: str) -> bool:
+    """``CLUSTER REPLICATE``; False while the replica does not know the master yet."""
+    try:
+        replica.command("CLUSTER", "REPLICATE", master_id)
+    except RespError as exc:
+        if "Unknown node" in str(exc):
+            return False
+        raise
+    return True
+
+
+def _replica_in_sync(replica: RedisProcess) -> bool:
+    with replica.connect() as client:
+        info = _parse_info(client.command("INFO", "replication"), "INFO replication")
+    return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
 
 class PostgresProcessFactory:
@@ -521,7 +589,7 @@ def throwaway_redis() -> Iterator[RedisProcess]:
 def redis_process_factory() -> Iterator[RedisProcessFactory]:
     """Factory of throwaway ``redis-server`` processes (function):
     ``redis_process_factory(*extra_args)`` returns a started :class:`RedisProcess`;
-    ``redis_process_factory.cluster(masters=3)`` builds a Redis Cluster. All are
+    ``redis_process_factory.cluster(masters=3, replicas=0)`` builds a Redis Cluster. All are
     killed at teardown."""
     factory = RedisProcessFactory()
     try:

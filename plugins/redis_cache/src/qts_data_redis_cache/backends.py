@@ -43,6 +43,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
 )
@@ -598,6 +599,12 @@ class StandaloneBackend(_Backend):
         """Keys that may share one multi-key command (all of them, on one server)."""
         return [list(keys)] if keys else []
 
+    def shard_of(self, key: str) -> str | None:
+        return None  # one server: one shard
+
+    def shards(self) -> list[str]:
+        return []
+
     async def delete(self, keys: Sequence[str]) -> int:
         return int(await self.call("DEL", *keys))
 
@@ -649,9 +656,12 @@ class ClusterBackend(_Backend):
 
     mode = "cluster"
     per_read_timeout = True
+    #: While a node fails, how often the slot map is re-learned (see :meth:`_watch_topology`).
+    topology_watch_interval_s = 0.25
 
     def __init__(self, settings: RedisCacheSettings, endpoint: Endpoint) -> None:
         super().__init__(settings, endpoint)
+        self._watch: asyncio.Task[None] | None = None
         kwargs: dict[str, Any] = {
             key: value for key, value in self._kwargs.items() if not key.startswith("ssl_")
         }
@@ -706,10 +716,78 @@ class ClusterBackend(_Backend):
 
     async def close(self) -> None:
         self.gate.close()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         try:
             await self.cluster.aclose()
         except TRANSPORT_ERRORS:
             pass
+
+    # -- shards and the topology watch ---------------------------------------------------------------
+    def shard_of(self, key: str) -> str | None:
+        """The master of ``key``'s slot in the current slot map (no I/O), None if unknown."""
+        nodes = self.cluster.nodes_manager.slots_cache.get(key_slot(key.encode()))
+        return nodes[0].name if nodes else None
+
+    def shards(self) -> list[str]:
+        return [node.name for node in self.cluster.get_primaries()]
+
+    def failure(
+        self,
+        command: Any,
+        exc: BaseException,
+        address: str | None = None,
+        *,
+        connecting: bool | None = None,
+    ) -> BackendError:
+        error = super().failure(command, exc, address, connecting=connecting)
+        if error.failure in _NODE_TROUBLE:
+            self.node_trouble()
+        return error
+
+    def node_trouble(self) -> None:
+        """A node timed out, refused or dropped a connection: watch the topology (once)."""
+        if self._watch is None and not self.gate.closed:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_topology())
+
+    async def _watch_topology(self) -> None:
+        """Re-learn the slot map every ``topology_watch_interval_s`` until every master in it
+        answers PING.
+
+        redis-py re-learns the slot map only after a command failed, but once the cache
+        manager's breaker for a failing master opens, no command goes there any more: the
+        map would keep naming the dead master for as long as the breaker waits, although
+        its replica took over seconds before. With this watch the slots map to the
+        promoted replica within one interval of the failover (its breaker is new), and a
+        master that comes back ends the watch.
+        """
+        budget = (self.settings.connect_timeout_ms + self.settings.socket_timeout_ms) / 1000
+        try:
+            while not self.gate.closed:
+                await asyncio.sleep(self.topology_watch_interval_s)
+                try:
+                    async with async_timeout(budget * 4):
+                        await self.cluster.nodes_manager.initialize()
+                except TRANSPORT_ERRORS:
+                    continue  # no node answered (in time): the current map keeps serving
+                if await self._masters_answer(budget):
+                    return
+        finally:
+            self._watch = None
+
+    async def _masters_answer(self, budget: float) -> bool:
+        async def answers(node: Any) -> bool:
+            try:
+                async with async_timeout(budget):
+                    await node.execute_command("PING")
+            except TRANSPORT_ERRORS:
+                return False
+            return True
+
+        primaries = self.cluster.get_primaries()
+        return bool(primaries) and all(await asyncio.gather(*map(answers, primaries)))
 
     async def _enter(self, command: Any) -> None:
         try:
@@ -856,6 +934,8 @@ class ClusterBackend(_Backend):
                 pipe.execute_command(*args)
             replies = list(await pipe.execute(raise_on_error=False))
             gate.served += 1
+            if any(isinstance(reply, TRANSPORT_ERRORS) for reply in replies):
+                self.node_trouble()  # a node failed its part of the pipeline
             return replies
         except (ResponseError, DataError):
             raise
@@ -930,6 +1010,10 @@ class ClusterBackend(_Backend):
 
     async def ping(self) -> None:
         await asyncio.gather(*(self.call_on(node, "PING") for node in self.cluster.get_primaries()))
+
+
+#: The failures that say a node is in trouble (as opposed to an error reply, a busy pool).
+_NODE_TROUBLE = frozenset({Failure.TIMEOUT, Failure.DISCONNECTED, Failure.UNREACHABLE})
 
 
 def _keys_of(args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -472,6 +472,22 @@ class RedisCacheClient(CacheClient):
     async def _pipeline(self, commands: list[tuple[Any, ...]], transaction: bool) -> list[Any]:
         return await self._live().pipeline(commands, transaction)
 
+    # -- shards -----------------------------------------------------------------------------------
+    def shard_of(self, key: str) -> str | None:
+        """On a cluster, the master serving ``key`` now (``host:port``) from the client's slot
+        map: one CRC16 and a dict lookup, no I/O. None on a standalone server, or before the
+        slot map is known. After a failover the slots map to the promoted replica once the
+        client has re-learned the topology (it does so on its own while a node fails)."""
+        backend = self._backend
+        if backend is None:
+            return None
+        return backend.shard_of(self._prefix + key)
+
+    def shards(self) -> list[str]:
+        """The masters of the slot map (``host:port``); empty on a standalone server."""
+        backend = self._backend
+        return [] if backend is None else backend.shards()
+
     def _slot_groups(self, keys: list[str]) -> list[list[str]]:
         backend = self._backend
         if backend is None:
