@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import position_workload
 import pytest
 from prometheus_client import generate_latest
 from redis.crc import key_slot
@@ -75,50 +76,15 @@ def is_master(node: RedisProcess, seen_from: RedisProcess) -> bool:
     return False
 
 
-class Workload:
-    """The writer, the readers (checked against the store) and the prober (cache hits)."""
+class Workload(position_workload.Workload):
+    """The shared position workload over keys grouped by master, plus a prober that reads
+    the cache directly (hit or not, per key and time)."""
 
     def __init__(self, stack: Stack, groups: list[list[str]]) -> None:
-        self.stack = stack
-        self.adapter = stack.adapter
+        super().__init__(stack, [symbol for group in groups for symbol in group])
         self.groups = groups
-        self.symbols = [symbol for group in groups for symbol in group]
-        self.committed: dict[str, int] = {}
-        self.errors: list[BaseException] = []
-        self.stale: list[tuple[str, int, int]] = []
-        self.reads: dict[str, int] = dict.fromkeys(self.symbols, 0)
         #: (monotonic time, symbol, hit) of every probe
         self.probes: list[tuple[float, str, bool]] = []
-        self.stop = asyncio.Event()
-
-    async def prime(self) -> None:
-        for symbol in self.symbols:
-            await self.adapter.update_position(symbol, "1", "100")
-            self.committed[symbol] = 1
-
-    async def writer(self) -> None:
-        qty = 1
-        while not self.stop.is_set():
-            qty += 1
-            for symbol in self.symbols:
-                await self.adapter.update_position(symbol, str(qty), "100")
-                self.committed[symbol] = qty
-            await asyncio.sleep(0.05)
-
-    async def reader(self, n: int) -> None:
-        while not self.stop.is_set():
-            symbol = self.symbols[n % len(self.symbols)]
-            floor = self.committed[symbol]
-            try:
-                position = await self.adapter.fetch_position(symbol)
-            except BaseException as exc:  # no caller may see an error
-                self.errors.append(exc)
-                return
-            assert position is not None
-            if position.qty < Decimal(floor):
-                self.stale.append((symbol, int(position.qty), floor))
-            self.reads[symbol] += 1
-            await asyncio.sleep(0.001)
 
     async def prober(self) -> None:
         cache = self.stack.cache
@@ -137,15 +103,7 @@ class Workload:
             await asyncio.sleep(0.02)
 
     def start(self, readers: int) -> list[asyncio.Task[None]]:
-        return [
-            asyncio.create_task(self.writer()),
-            asyncio.create_task(self.prober()),
-            *(asyncio.create_task(self.reader(n)) for n in range(readers)),
-        ]
-
-    async def finish(self, tasks: list[asyncio.Task[None]]) -> None:
-        self.stop.set()
-        await asyncio.gather(*tasks)
+        return [asyncio.create_task(self.prober()), *super().start(readers)]
 
     def hit_rate(self, group: int, start: float, end: float) -> tuple[float, int]:
         """(hit fraction, probes) of the keys of master ``group`` probed in [start, end)."""

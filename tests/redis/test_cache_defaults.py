@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
+import position_workload
 import pytest
 
 from qts_data import open_stack
@@ -56,56 +56,9 @@ def busy_host() -> Iterator[None]:
             spinner.wait()
 
 
-class Workload:
-    """One writer updating positions every 50 ms, readers checking what they get."""
-
+class Workload(position_workload.Workload):
     def __init__(self, stack: Stack, symbols: int = 10) -> None:
-        self.adapter = stack.adapter
-        self.symbols = [f"S{n}" for n in range(symbols)]
-        #: symbol -> the quantity the store held once the writer's update returned
-        self.committed: dict[str, int] = {}
-        self.errors: list[BaseException] = []
-        self.stale: list[tuple[str, int, int]] = []
-        self.reads = 0
-        self.stop = asyncio.Event()
-
-    async def prime(self) -> None:
-        for symbol in self.symbols:
-            await self.adapter.update_position(symbol, "1", "100")
-            self.committed[symbol] = 1
-
-    async def writer(self) -> None:
-        qty = 1
-        while not self.stop.is_set():
-            qty += 1
-            for symbol in self.symbols:
-                await self.adapter.update_position(symbol, str(qty), "100")
-                self.committed[symbol] = qty
-            await asyncio.sleep(0.05)
-
-    async def reader(self, n: int) -> None:
-        while not self.stop.is_set():
-            symbol = self.symbols[n % len(self.symbols)]
-            floor = self.committed[symbol]
-            try:
-                position = await self.adapter.fetch_position(symbol)
-            except BaseException as exc:  # no caller may see an error
-                self.errors.append(exc)
-                return
-            assert position is not None
-            if position.qty < Decimal(floor):  # older than what was committed before the read
-                self.stale.append((symbol, int(position.qty), floor))
-            self.reads += 1
-            await asyncio.sleep(0.001)
-
-    def start(self, readers: int) -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self.writer())] + [
-            asyncio.create_task(self.reader(n)) for n in range(readers)
-        ]
-
-    async def finish(self, tasks: list[asyncio.Task[None]]) -> None:
-        self.stop.set()
-        await asyncio.gather(*tasks)
+        super().__init__(stack, [f"S{n}" for n in range(symbols)])
 
 
 async def wait_for_state(stack: Stack, state: BreakerState, timeout: float) -> float:
@@ -178,7 +131,7 @@ async def test_writes_in_flight_through_a_freeze_never_serve_an_older_value(
         assert opened_after < 0.15
         assert work.errors == []
         assert work.stale == [], (
-            f"{len(work.stale)} of {work.reads} reads were older than the store"
+            f"{len(work.stale)} of {sum(work.reads.values())} reads were older than the store"
         )
         stats = stack.cache.stats()["position"]
         assert stats.late_writes > 0  # the freeze did leave writes to be executed late
