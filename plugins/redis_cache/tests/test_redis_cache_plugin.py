@@ -66,7 +66,7 @@ def test_factory_builds_an_unopened_client_without_touching_the_network(
         "prefix": "p:",
         "pool_min": 3,
         "pool_max": 50,
-        "pool_timeout_ms": 50,
+        "pool_timeout_ms": 1000,
         "socket_timeout_ms": 100,
         "connect_timeout_ms": 100,
         "tls": False,

@@ -15,7 +15,7 @@ SECRET = "s3cr3t-Pa55word"
 def test_defaults_match_the_seeds() -> None:
     s = RedisCacheSettings()
     assert s.url.get_secret_value() == "redis://127.0.0.1:6379/0"
-    assert (s.pool_min, s.pool_max, s.pool_timeout_ms) == (10, 50, 50)
+    assert (s.pool_min, s.pool_max, s.pool_timeout_ms) == (10, 50, 1000)
     assert (s.socket_timeout_ms, s.connect_timeout_ms) == (100, 100)
     assert s.prefix == ""
     assert s.cluster is False

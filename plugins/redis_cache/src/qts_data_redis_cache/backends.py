@@ -11,7 +11,8 @@ Timeouts and retries. redis-py's own retries are off everywhere
 connection takes seconds to fail and a silent server longer. What bounds a call
 on a standalone server: ``socket_timeout_ms`` for the whole command - connecting
 if needed (TCP/TLS within ``connect_timeout_ms``, then the handshake), the write
-and the reply - under one timer; and the wait for a free connection, which
+and the reply - under one :class:`~qts_data_redis_cache.deadline.Deadline`
+(a loop too busy to read a reply in time does not fail the command); and the wait for a free connection, which
 fails after ``pool_timeout_ms`` without any command completing (see
 :mod:`~qts_data_redis_cache.gate`). On a cluster, redis-py applies
 ``socket_timeout_ms`` to each write and read and ``connect_timeout_ms`` to each
@@ -35,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
-import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -60,20 +60,15 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from qts_data.config.secrets import mask
 from qts_data.errors import BackendError, Failure, NotSupportedError
+from qts_data_redis_cache.deadline import Deadline
 from qts_data_redis_cache.gate import GateClosed, GateTimeout, SlotGate
 from qts_data_redis_cache.scripts import IDEMPOTENT
 from qts_data_redis_cache.settings import Endpoint, RedisCacheSettings
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as async_timeout
-else:  # pragma: no cover - redis-py depends on async-timeout before Python 3.11.3
-    from async_timeout import timeout as async_timeout  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 __all__ = [
     "RAW_COMMANDS",
     "ClusterBackend",
     "StandaloneBackend",
-    "async_timeout",
     "connection_kwargs",
     "exchange",
     "make_backend",
@@ -439,7 +434,7 @@ class StandaloneBackend(_Backend):
         for _ in range(self.settings.pool_min):
             conn = self._new()
             try:
-                async with async_timeout(budget):
+                async with Deadline(budget):
                     await conn.connect()
             except BaseException as exc:
                 await self.close()
@@ -469,7 +464,7 @@ class StandaloneBackend(_Backend):
         sent = False
         connecting = False
         try:
-            async with async_timeout(self.timeout_s):
+            async with Deadline(self.timeout_s):
                 reused = await self._ready(conn)
                 if not reused:
                     connecting = True
@@ -567,7 +562,7 @@ class StandaloneBackend(_Backend):
         conn = idle.pop() if idle else self._new()
         connecting = False
         try:
-            async with async_timeout(self.timeout_s):
+            async with Deadline(self.timeout_s):
                 reused = await self._ready(conn)
                 if not reused:
                     connecting = True
@@ -698,7 +693,7 @@ class ClusterBackend(_Backend):
             conns = [node.acquire_connection() for _ in range(self.settings.pool_min)]
             try:
                 for conn in conns:
-                    async with async_timeout(budget):
+                    async with Deadline(budget):
                         await conn.connect()
             except TRANSPORT_ERRORS as exc:
                 await self.close()
@@ -768,7 +763,7 @@ class ClusterBackend(_Backend):
             while not self.gate.closed:
                 await asyncio.sleep(self.topology_watch_interval_s)
                 try:
-                    async with async_timeout(budget * 4):
+                    async with Deadline(budget * 4):
                         await self.cluster.nodes_manager.initialize()
                 except TRANSPORT_ERRORS:
                     continue  # no node answered (in time): the current map keeps serving
@@ -780,7 +775,7 @@ class ClusterBackend(_Backend):
     async def _masters_answer(self, budget: float) -> bool:
         async def answers(node: Any) -> bool:
             try:
-                async with async_timeout(budget):
+                async with Deadline(budget):
                     await node.execute_command("PING")
             except TRANSPORT_ERRORS:
                 return False

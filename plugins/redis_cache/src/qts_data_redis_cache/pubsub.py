@@ -26,8 +26,8 @@ from qts_data_redis_cache.backends import (
     TRANSPORT_ERRORS,
     ClusterBackend,
     StandaloneBackend,
-    async_timeout,
 )
+from qts_data_redis_cache.deadline import Deadline
 
 __all__ = ["RedisSubscription"]
 
@@ -99,7 +99,7 @@ class RedisSubscription(Subscription):
         budget = (settings.connect_timeout_ms + 2 * settings.socket_timeout_ms) / 1000
         conn = self._backend.subscriber_connection(self.channel, attempt)
         try:
-            async with async_timeout(budget):
+            async with Deadline(budget):
                 await conn.connect()
                 await conn.send_command("SUBSCRIBE", self.channel)
                 while (await conn.read_response())[0] != b"subscribe":
@@ -118,7 +118,7 @@ class RedisSubscription(Subscription):
         while True:
             reply = await conn.read_response(timeout=interval)
             if reply is None:  # quiet for a whole interval: is the server still there?
-                async with async_timeout(interval):
+                async with Deadline(interval):
                     await conn.send_command("PING")
                 reply = await conn.read_response(timeout=interval)
                 if reply is None:

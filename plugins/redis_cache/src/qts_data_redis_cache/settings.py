@@ -144,7 +144,13 @@ class RedisCacheSettings(Settings):
     pool_min: int = Field(default=10, ge=0, description="connections opened at open()")
     pool_max: int = Field(default=50, ge=1, description="most connections in use at once")
     pool_timeout_ms: int = Field(
-        default=50, gt=0, description="longest wait for a free connection before BackendError"
+        default=1000,
+        gt=0,
+        description=(
+            "a caller waiting for a free connection fails (BackendError) when no command "
+            "completes for this long: the pool is stuck. A detector, not a budget: a busy "
+            "host pauses a healthy pool for tens of milliseconds, so keep it well above that"
+        ),
     )
     socket_timeout_ms: int = Field(
         default=100, gt=0, description="longest wait for a reply (or a write) on a connection"
