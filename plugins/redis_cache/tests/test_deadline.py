@@ -1,4 +1,4 @@
-"""Deadline: a reply that arrived is read however busy the loop was; silence still fails in time."""
+"""Deadline and the slot gate: a busy loop is not a silent server; silence still fails in time."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import pytest
 
 from qts_data_redis_cache.deadline import Deadline
+from qts_data_redis_cache.gate import GateTimeout, SlotGate
 
 pytestmark = pytest.mark.asyncio
 
@@ -99,3 +100,56 @@ async def test_deadlines_nest_and_the_inner_one_fires_first() -> None:
     assert time.perf_counter() - started < 5
     async with Deadline(0.05):
         await asyncio.sleep(0)
+
+
+async def test_a_loop_busy_before_the_command_was_sent_restarts_the_limit() -> None:
+    """The loop's pause ate the limit before the server had the command: not the server's time."""
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[str] = loop.create_future()
+
+    async def command() -> str:
+        async with Deadline(0.02):
+            loop.call_soon(time.sleep, 0.1)  # the loop is busy for five times the limit...
+            await asyncio.sleep(0)  # ...before the command goes out...
+            loop.call_later(0.005, reply.set_result, "PONG")  # ...to be answered in 5 ms
+            return await reply
+
+    assert await command() == "PONG"
+
+
+async def test_a_gate_waiter_outlives_a_loop_pause_longer_than_its_timeout() -> None:
+    gate = SlotGate(1, timeout_s=0.02)
+    await gate.wait()  # the only slot is in use
+    waiter = asyncio.create_task(gate.wait())
+    await asyncio.sleep(0)  # queued, its timer armed
+    loop = asyncio.get_running_loop()
+    loop.call_soon(time.sleep, 0.1)  # the loop is busy past the waiter's timeout...
+    loop.call_later(0.11, gate.leave)  # ...and the slot is given back right after
+    await asyncio.wait_for(waiter, 2)
+
+
+async def test_a_stuck_gate_still_fails_its_waiters_in_time() -> None:
+    gate = SlotGate(1, timeout_s=0.05)
+    await gate.wait()
+    started = time.perf_counter()
+    with pytest.raises(GateTimeout):
+        await gate.wait()
+    assert 0.05 <= time.perf_counter() - started < 0.5
+
+
+async def test_a_burst_of_waiters_is_served_in_order() -> None:
+    gate = SlotGate(2, timeout_s=1.0)
+    order: list[int] = []
+
+    async def caller(i: int) -> None:
+        await gate.wait()
+        try:
+            await asyncio.sleep(0)
+            order.append(i)
+        finally:
+            gate.leave()
+
+    await asyncio.gather(*(caller(i) for i in range(20_000)))
+    assert order == sorted(order)
+    assert gate.free == 2
+    assert not gate.waiters

@@ -464,8 +464,8 @@ class StandaloneBackend(_Backend):
         sent = False
         connecting = False
         try:
+            reused = await self._ready(conn)
             async with Deadline(self.timeout_s):
-                reused = await self._ready(conn)
                 if not reused:
                     connecting = True
                     await self._connect(conn)
@@ -508,11 +508,15 @@ class StandaloneBackend(_Backend):
 
     async def _ready(self, conn: Any) -> bool:
         """Make a pooled ``conn`` fit for a command: read what abandoned commands left,
-        drop it if the server closed it. True when it is still connected (reused)."""
+        drop it if the server closed it. True when it is still connected (reused).
+
+        Outside the command's Deadline: the look for a close yields to the loop, and a
+        busy loop's pause there is not the server's time (the command is not sent yet)."""
         if not conn.is_connected:
             return False
         if self._pending and conn in self._pending:
-            await self._drain(conn)
+            async with Deadline(self.timeout_s):
+                await self._drain(conn)
         await _drop_if_stale(conn)
         return bool(conn.is_connected)
 
@@ -562,8 +566,8 @@ class StandaloneBackend(_Backend):
         conn = idle.pop() if idle else self._new()
         connecting = False
         try:
+            reused = await self._ready(conn)
             async with Deadline(self.timeout_s):
-                reused = await self._ready(conn)
                 if not reused:
                     connecting = True
                     await self._connect(conn)

@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from qts_data_redis_cache.deadline import MAX_RESTARTS, fired_late
+
 __all__ = ["GateClosed", "GateTimeout", "SlotGate"]
 
 
@@ -48,21 +50,29 @@ _GRACE_ITERATIONS = 2
 
 
 class _Waiter:
-    __slots__ = ("future", "grace", "seen", "timer")
+    __slots__ = ("due", "future", "grace", "restarts", "seen", "timer")
 
-    def __init__(self, future: asyncio.Future[None], seen: int) -> None:
+    def __init__(self, future: asyncio.Future[None], seen: int, due: float) -> None:
         self.future = future
         self.seen = seen
+        self.due = due
         self.grace = _GRACE_ITERATIONS
+        self.restarts = 0
         self.timer: asyncio.TimerHandle | None = None
+
+    def arm(self, gate: SlotGate, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        self.due = now + gate.timeout_s
+        self.grace = _GRACE_ITERATIONS
+        self.timer = loop.call_at(self.due, _check, gate, self)
 
 
 def _check(gate: SlotGate, waiter: _Waiter) -> None:
     """The waiter's timer: re-arm when a command completed since it was armed, else fail.
 
     A timer can fire right after the loop was busy (a burst of callers makes the
-    loop run thousands of steps before it polls the sockets again): before
-    failing, it lets the loop poll and run the tasks it woke a few times.
+    loop run thousands of steps before it polls the sockets again): a timer that
+    ran late starts the wait again (that time was the loop's), and before failing
+    it lets the loop poll and run the tasks it woke a few times.
     """
     future = waiter.future
     if future.done():
@@ -70,9 +80,15 @@ def _check(gate: SlotGate, waiter: _Waiter) -> None:
     loop = future.get_loop()
     if gate.served != waiter.seen:
         waiter.seen = gate.served
-        waiter.grace = _GRACE_ITERATIONS
-        waiter.timer = loop.call_later(gate.timeout_s, _check, gate, waiter)
-    elif waiter.grace:
+        waiter.arm(gate, loop, loop.time())
+        return
+    if waiter.grace == _GRACE_ITERATIONS and waiter.restarts < MAX_RESTARTS:
+        now = loop.time()
+        if fired_late(now, waiter.due, gate.timeout_s):
+            waiter.restarts += 1
+            waiter.arm(gate, loop, now)
+            return
+    if waiter.grace:
         waiter.grace -= 1
         loop.call_soon(_check, gate, waiter)
     else:
@@ -107,20 +123,20 @@ class SlotGate:
         """Take a slot; GateTimeout when nothing completes for ``timeout_s``; GateClosed."""
         if self.closed:
             raise GateClosed()
+        # No scan of the whole queue for dead waiters (it made a burst of n callers
+        # O(n^2)): leave() skips them, and while a slot is free the queue is empty. Those
+        # at its head (waiters time out in the order they came) are dropped here.
         waiters = self.waiters
-        if waiters:  # drop waiters that timed out or were cancelled
-            live = [waiter for waiter in waiters if not waiter.done()]
-            if len(live) != len(waiters):
-                waiters.clear()
-                waiters.extend(live)
+        while waiters and waiters[0].done():
+            waiters.popleft()
         if self.free and not waiters:
             self.free -= 1
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         waiters.append(future)
-        waiter = _Waiter(future, self.served)
-        waiter.timer = loop.call_later(self.timeout_s, _check, self, waiter)
+        waiter = _Waiter(future, self.served, 0.0)
+        waiter.arm(self, loop, loop.time())
         try:
             await future
         except BaseException:
