@@ -64,7 +64,8 @@ def configure_logging() -> logging.Handler:
     for handler in list(root.handlers):
         if isinstance(handler, StderrHandler):
             root.removeHandler(handler)
-    handler = StderrHandler(logging.WARNING)
+    handler = StderrHandler()
+    handler.setLevel(logging.WARNING)
     handler.setFormatter(CommandLineFormatter(debug=debugging()))
     root.addHandler(handler)
     return handler
