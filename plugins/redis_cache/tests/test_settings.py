@@ -44,13 +44,13 @@ def test_url_forms(url: str, expected: Endpoint) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://h:6379", "scheme 'http' is not supported"),
-        ("h:6379", "scheme"),
+        ("http://h:6379", "the scheme http:// is not supported"),
+        ("h:6379", "url: not a URL"),
         ("redis://", "no host"),
         ("redis://h:port", "port is not a number"),
         ("redis://h:6379/zero", "database number"),
         ("redis://h:6379/0?ssl_cert_reqs=none&db=2", "query options (db, ssl_cert_reqs)"),
-        ("unix:///tmp/redis.sock", "scheme 'unix'"),
+        ("unix:///tmp/redis.sock", "the scheme unix://"),
     ],
 )
 def test_bad_urls_are_named(url: str, message: str) -> None:

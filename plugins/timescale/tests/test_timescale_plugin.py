@@ -55,8 +55,8 @@ def test_the_plugin_registers_the_timescale_adapter() -> None:
 @pytest.mark.parametrize(
     ("settings", "fragment"),
     [
-        ({"dsn": "mysql://x@y/z"}, "must be a postgresql:// URL"),
-        ({"dsn": "postgresql://u@h:notaport/db"}, "not a valid URL"),
+        ({"dsn": "mysql://x@y/z"}, "dsn: the scheme mysql:// is not supported"),
+        ({"dsn": "postgresql://u@h:notaport/db"}, "dsn: the port is not a number"),
         (
             {"dsn": "postgresql://u@h/db", "host": "other"},
             "give either dsn or host/port/database/user",

@@ -4,7 +4,9 @@ Environment overrides: ``QTS_DATA__<KEY>__<KEY>...=value`` sets any key, e.g.
 ``QTS_DATA__ADAPTERS__DB__DSN=postgresql://...`` or
 ``QTS_DATA__CACHE__TTL_MS__PRICE=200``. Keys match case-insensitively (``-``
 and ``_`` alike); the value is read as a TOML value when it is one (``200``,
-``true``, ``["a", "b"]``) and as a string otherwise.
+``true``, ``["a", "b"]``) and as a string otherwise - except for a setting that is a
+string (a password, a name): it gets the text as it is, so ``PASSWORD=12345678`` is
+the string ``"12345678"``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class RawConfig:
     source: str  # a file path, "<mapping>" or "<default>"
     base_dir: Path = field(default_factory=Path.cwd)
     overrides: list[str] = field(default_factory=list)  # key paths set from the environment
+    #: The text of each environment override, by key path: a string-typed setting takes
+    #: it as it is (``PASSWORD=12345678`` stays a string), see :func:`env_text_for`.
+    env_text: dict[str, str] = field(default_factory=dict)
 
 
 def default_config_text() -> str:
@@ -76,7 +81,8 @@ def load_raw_config(
         raw = RawConfig(parse_toml(text, str(path)), str(path), path.resolve().parent)
     else:
         raise ConfigError(f"config must be a path, a mapping or None, not {type(config).__name__}")
-    raw.overrides = apply_env_overrides(raw.data, environ)
+    raw.env_text = {}
+    raw.overrides = apply_env_overrides(raw.data, environ, raw.env_text)
     return raw
 
 
@@ -91,8 +97,12 @@ def _norm(key: str) -> str:
     return key.lower().replace("-", "_")
 
 
-def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
-    """Apply ``QTS_DATA__A__B=value`` variables to ``data`` in place; returns the key paths set."""
+def apply_env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str], texts: dict[str, str] | None = None
+) -> list[str]:
+    """Apply ``QTS_DATA__A__B=value`` variables to ``data`` in place; returns the key paths set.
+
+    ``texts``, when given, receives each variable's text by key path."""
     applied = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
@@ -116,4 +126,6 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> lis
                     )
                 node = child
         applied.append(".".join(path))
+        if texts is not None:
+            texts[".".join(path)] = environ[name]
     return applied

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qts_data.cache.manager import CacheSettings
+from qts_data.config.fields import env_text_for, hides_input
 from qts_data.config.loader import RawConfig
 from qts_data.config.secrets import mask, register_secrets_in
 from qts_data.errors import ConfigError, PluginError
@@ -68,19 +69,24 @@ class StackConfig:
         return ConfigError(mask(f"{self.source}: {path}: {message}"))
 
 
-def _describe(exc: ValidationError, prefix: str) -> str:
+def _describe(exc: ValidationError, prefix: str, model: type[BaseModel] | None = None) -> str:
+    """One line naming each error's key path; the input is quoted unless it is a secret's."""
     parts = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
-        where = f"{prefix}.{loc}" if loc else prefix
         msg = err["msg"].removeprefix("Value error, ")
+        field, sep, rest = msg.partition(": ")
+        if not loc and sep and model is not None and field in model.model_fields:
+            loc, msg = field, rest  # a model-level check about one field names it first
+        where = f"{prefix}.{loc}" if loc else prefix
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        elif (
-            err["type"] != "missing"
-            and "input" in err
-            and not isinstance(err["input"], (dict, list))
-        ):
+        elif err["type"] == "missing" or "input" not in err:
+            pass
+        elif model is not None and hides_input(model, err["loc"]):
+            if err["type"] == "string_type" and isinstance(err["input"], (int, float)):
+                msg += " (a number: write it in quotes)"
+        elif not isinstance(err["input"], (dict, list)):
             shown = repr(err["input"])
             msg += f" (got {shown[:60]})"
         parts.append(f"{where}: {msg}")
@@ -107,17 +113,23 @@ def validate_config(raw: RawConfig, host: PluginHost) -> StackConfig:
             )
 
     try:
-        stack = StackSection.model_validate(data.get("stack", {}))
+        stack = StackSection.model_validate(
+            env_text_for(StackSection, "stack", data.get("stack", {}), raw)
+        )
     except ValidationError as exc:
-        raise fail("", _describe(exc, "stack")) from None
+        raise fail("", _describe(exc, "stack", StackSection)) from None
     try:
-        cache_settings = CacheSettings.model_validate(data.get("cache", {}))
+        cache_settings = CacheSettings.model_validate(
+            env_text_for(CacheSettings, "cache", data.get("cache", {}), raw)
+        )
     except ValidationError as exc:
-        raise fail("", _describe(exc, "cache")) from None
+        raise fail("", _describe(exc, "cache", CacheSettings)) from None
     try:
-        event_settings = EventSettings.model_validate(data.get("events", {}))
+        event_settings = EventSettings.model_validate(
+            env_text_for(EventSettings, "events", data.get("events", {}), raw)
+        )
     except ValidationError as exc:
-        raise fail("", _describe(exc, "events")) from None
+        raise fail("", _describe(exc, "events", EventSettings)) from None
 
     components: dict[tuple[ComponentKind, str], ComponentConfig] = {}
     for section, kind in SECTIONS.items():
@@ -141,10 +153,11 @@ def validate_config(raw: RawConfig, host: PluginHost) -> StackConfig:
             if not isinstance(required, bool):
                 raise fail(f"{path}.required", f"must be true or false (got {required!r})")
             values = {k: v for k, v in body.items() if k not in RESERVED}
+            values = env_text_for(spec.settings, path, values, raw)
             try:
                 settings = spec.settings.model_validate(values)
             except ValidationError as exc:
-                raise fail("", _describe(exc, path)) from None
+                raise fail("", _describe(exc, path, spec.settings)) from None
             register_secrets_in(settings)
             config = ComponentConfig(kind, name, spec, settings, required)
             for field_name, ref_kind in spec.references().items():

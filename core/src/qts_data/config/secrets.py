@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-MASK = "***"
+from qts_data.config.urls import MASK as MASK
+from qts_data.config.urls import UrlError, parse_server_url
+
 _URL_PASSWORD = re.compile(
     r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)"
 )
@@ -47,13 +49,23 @@ def mask(text: str) -> str:
     return text
 
 
+def _url_password(text: str) -> str | None:
+    """The password of ``text`` if it is a URL that holds one."""
+    if "://" not in text:
+        return None
+    try:
+        url = parse_server_url(text, setting="url")
+    except UrlError:
+        return None
+    return url.password.get_secret_value() if url.password is not None else None
+
+
 def register_secrets_in(value: Any) -> None:
     """Register every secret in a settings object: SecretStr values and URL passwords."""
     if isinstance(value, SecretStr):
         raw = value.get_secret_value()
         register_secret(raw)
-        for match in _URL_PASSWORD.finditer(raw):
-            register_secret(match["pw"])
+        register_secret(_url_password(raw))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             register_secrets_in(getattr(value, name))
@@ -64,14 +76,19 @@ def register_secrets_in(value: Any) -> None:
         for item in value:
             register_secrets_in(item)
     elif isinstance(value, str):
-        for match in _URL_PASSWORD.finditer(value):
-            register_secret(match["pw"])
+        register_secret(_url_password(value))
 
 
 def public_view(value: Any) -> Any:
     """A JSON-ready copy of settings with secrets masked (for ``qts-data check``)."""
     if isinstance(value, SecretStr):
-        return mask_url(value.get_secret_value()) if "://" in value.get_secret_value() else MASK
+        raw = value.get_secret_value()
+        if "://" in raw:
+            try:
+                return parse_server_url(raw, setting="url").masked
+            except UrlError:
+                pass
+        return MASK
     if isinstance(value, BaseModel):
         return {name: public_view(getattr(value, name)) for name in type(value).model_fields}
     if isinstance(value, dict):

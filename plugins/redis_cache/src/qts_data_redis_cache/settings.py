@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, model_validator
 
-from qts_data.config.secrets import MASK
+from qts_data.config.urls import MASK, UrlError, parse_server_url
 from qts_data.plugins import Settings
 
 __all__ = ["DEFAULT_URL", "Endpoint", "RedisCacheSettings", "parse_node", "parse_url"]
@@ -61,25 +60,13 @@ class Endpoint:
 def parse_url(url: str) -> Endpoint:
     """Parse ``redis://`` / ``rediss://`` URLs. Errors never quote the URL (it may hold a password)."""
     try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        raise ValueError(
-            "url is not a valid URL (e.g. redis://user:password@host:6379/0)"
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        shown = f"{scheme!r}" if scheme else "none"
-        raise ValueError(
-            f"url scheme {shown} is not supported: use redis:// or rediss:// (TLS), "
-            "e.g. redis://user:password@host:6379/0"
+        parts = parse_server_url(
+            url, setting="url", schemes=SCHEMES, example="redis://user:password@host:6379/0"
         )
-    host = parts.hostname
-    if not host:
+    except UrlError as exc:
+        raise ValueError(str(exc)) from None
+    if not parts.host:
         raise ValueError("url has no host (e.g. redis://127.0.0.1:6379/0)")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("url port is not a number between 0 and 65535") from None
     path = parts.path.strip("/")
     if not path:
         db = 0
@@ -87,20 +74,19 @@ def parse_url(url: str) -> Endpoint:
         db = int(path)
     else:
         raise ValueError("url path must be a database number (e.g. /0)")
-    if parts.query or parts.fragment:
-        names = sorted({item.partition("=")[0] for item in parts.query.split("&") if item})
-        listed = f" ({', '.join(names)})" if names else ""
+    if parts.query:
+        names = sorted({name for name, _ in parts.query})
         raise ValueError(
-            f"url query options{listed} are not supported: use the settings fields instead "
-            "(username, password, ssl_*, socket_timeout_ms, ...)"
+            f"url query options ({', '.join(names)}) are not supported: use the settings fields "
+            "instead (username, password, ssl_*, socket_timeout_ms, ...)"
         )
     return Endpoint(
-        host=host,
-        port=port if port is not None else DEFAULT_PORT,
+        host=parts.host,
+        port=parts.port if parts.port is not None else DEFAULT_PORT,
         db=db,
-        tls=scheme == "rediss",
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
+        tls=parts.scheme == "rediss",
+        username=parts.username,
+        password=(parts.password.get_secret_value() or None) if parts.password else None,
     )
 
 

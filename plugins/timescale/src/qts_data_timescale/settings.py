@@ -13,35 +13,26 @@ Every secret is a ``SecretStr``: masked in ``qts-data check``, logs and errors.
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
-from qts_data.config.secrets import mask_url
+from qts_data.config.urls import ServerUrl, parse_server_url
 from qts_data.plugins import Settings
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 Flavour = Literal["timescale", "plain"]
 
-_SCHEMES = ("postgresql://", "postgres://")
+_SCHEMES = ("postgresql", "postgres")
 _ADDRESS_FIELDS = ("host", "port", "database", "user")
 
 
-def _check_dsn(value: SecretStr | None, name: str) -> SecretStr | None:
-    if value is None:
-        return None
-    raw = value.get_secret_value()
-    if not raw.startswith(_SCHEMES):
-        raise ValueError(
-            f"{name} must be a postgresql:// URL, e.g. postgresql://qts@127.0.0.1:5432/qts "
-            f"(got {mask_url(raw)[:40]!r})"
-        )
-    try:
-        parts = urlsplit(raw)
-        _ = parts.port  # raises on a non-numeric port
-    except ValueError as exc:
-        raise ValueError(f"{name} is not a valid URL: {exc}") from None
-    return value
+def _parse_dsn(value: SecretStr, name: str) -> ServerUrl:
+    return parse_server_url(
+        value.get_secret_value(),
+        setting=name,
+        schemes=_SCHEMES,
+        example="postgresql://qts@127.0.0.1:5432/qts",
+    )
 
 
 async def keep_session(connection: Any) -> None:
@@ -142,18 +133,16 @@ class TimescaleSettings(Settings):
     alert_query_p99_ms: float = Field(default=500.0, gt=0, description="p99 of recent operations")
     alert_replication_lag_s: float = Field(default=10.0, ge=0, description="replica lag")
 
-    @field_validator("dsn")
-    @classmethod
-    def _valid_dsn(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_dsn(value, "dsn")
-
-    @field_validator("read_dsn")
-    @classmethod
-    def _valid_read_dsn(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_dsn(value, "read_dsn")
+    _dsn_url: ServerUrl | None = PrivateAttr(default=None)
+    _read_url: ServerUrl | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> TimescaleSettings:
+        # Model-level on purpose: a field-level error would carry the raw DSN as its input.
+        self._dsn_url = _parse_dsn(self.dsn, "dsn") if self.dsn is not None else None
+        self._read_url = (
+            _parse_dsn(self.read_dsn, "read_dsn") if self.read_dsn is not None else None
+        )
         if self.dsn is not None:
             both = [name for name in _ADDRESS_FIELDS if getattr(self, name) is not None]
             if both:
@@ -170,11 +159,14 @@ class TimescaleSettings(Settings):
     def connect_kwargs(self, *, replica: bool = False) -> dict[str, Any]:
         """Keyword arguments of ``asyncpg.create_pool`` for the primary or the replica."""
         kwargs: dict[str, Any] = {}
-        if replica:
-            assert self.read_dsn is not None
-            kwargs["dsn"] = self.read_dsn.get_secret_value()
-        elif self.dsn is not None:
-            kwargs["dsn"] = self.dsn.get_secret_value()
+        url = self._read_url if replica else self._dsn_url
+        if replica and url is None:
+            raise ValueError("no read_dsn is configured")
+        if url is not None:
+            # The password goes to asyncpg apart from the URL, whatever characters it holds.
+            kwargs["dsn"] = url.without_password
+            if url.password is not None:
+                kwargs["password"] = url.password.get_secret_value()
         else:
             kwargs.update(
                 host=self.host or "127.0.0.1",
@@ -197,12 +189,11 @@ class TimescaleSettings(Settings):
 
     def address(self, *, replica: bool = False) -> str:
         """Where the adapter connects, for messages: ``host:port/database`` (never a password)."""
-        if replica or self.dsn is not None:
-            secret = self.read_dsn if replica else self.dsn
-            assert secret is not None
-            parts = urlsplit(secret.get_secret_value())
-            host = parts.hostname or "localhost"
-            port = parts.port or 5432
-            database = parts.path.lstrip("/") or parts.username or "postgres"
-            return f"{host}:{port}/{database}"
+        url = self._read_url if replica else self._dsn_url
+        if url is not None:
+            host = url.host or "localhost"
+            if ":" in host:
+                host = f"[{host}]"
+            database = url.path or url.username or "postgres"
+            return f"{host}:{url.port or 5432}/{database}"
         return f"{self.host or '127.0.0.1'}:{self.port or 5432}/{self.database or 'qts'}"
