@@ -131,7 +131,8 @@ class Failover:
     victim_name: str
     serving_after: set[str]
     killed_at: float
-    promoted_at: float
+    replica_at: float  # the last moment the replica was seen still a replica
+    promoted_at: float  # when it was first seen a master (up to a poll later than it was)
     recovered_at: float
     stats: dict[str, dict[str, float]]  # position stats at "before", "during", "after"
     reads: dict[str, dict[str, int]]  # reads per symbol at "before", "during"
@@ -229,7 +230,12 @@ async def kill_a_master(factory: RedisProcessFactory, masters: list[RedisProcess
         state_during = cache.breaker.state
         summary_during = cache.breaker.summary()
         metrics_during = generate_latest(stack_registry(stack)).decode()
-        while not await asyncio.to_thread(is_master, replica, witness):
+        replica_at = killed_at
+        while True:
+            asked_at = time.monotonic()
+            if await asyncio.to_thread(is_master, replica, witness):
+                break
+            replica_at = asked_at  # still a replica after this moment: not promoted yet
             assert time.monotonic() < killed_at + 30, "the replica was not promoted in 30 s"
             await asyncio.sleep(0.05)
         promoted_at = time.monotonic()
@@ -248,6 +254,7 @@ async def kill_a_master(factory: RedisProcessFactory, masters: list[RedisProcess
             victim_name=f"{victim.host}:{victim.port}",
             serving_after={f"{m.host}:{m.port}" for m in (*masters[:2], replica)},
             killed_at=killed_at,
+            replica_at=replica_at,
             promoted_at=promoted_at,
             recovered_at=recovered_at,
             stats={"before": before, "during": during, "after": after},
@@ -269,7 +276,7 @@ def assert_recovered(run: Failover, figures: dict[str, Any]) -> None:
     assert work.stale == [], f"{len(work.stale)} reads were older than the store"
     # The dead master's keys went to the store meanwhile (readers kept reading them).
     assert run.reads_during(run.victim) > 0
-    late_in_window = (run.killed_at + 0.5, run.promoted_at)
+    late_in_window = (run.killed_at + 0.5, run.replica_at)
     assert work.hit_rate(run.victim, *late_in_window)[0] == 0.0, figures
     assert run.state_during is BreakerState.OPEN
     assert run.victim_name in run.summary_during["rejecting"], run.summary_during
