@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qts_data.contracts import OHLCV, Interval, TickData
+from qts_data.errors import ContractError
 from qts_data.interfaces import DataSourceAdapter
 from qts_data_sqlite.adapter import SqliteAdapter
 
@@ -116,6 +117,15 @@ async def apply(
         out.append(("upsert", await adapter.upsert_ohlcv(rows, interval)))
     for symbol in ("BTC", "ETH"):
         for start, end in [(T0 - timedelta(days=1), T0 + timedelta(days=3)), *queries]:
+            if start > end:  # a reversed range: the same error from both
+                for read in (adapter.fetch_tick_data, adapter.fetch_ohlcv):
+                    try:
+                        await read(symbol, start, end)
+                    except ContractError as exc:
+                        out.append(("refused", str(exc)))
+                    else:
+                        out.append(("answered a reversed range", read.__name__))
+                continue
             ticks = await adapter.fetch_tick_data(symbol, start, end)
             out.append(("ticks", symbol, [t.to_json() for t in ticks]))
             for interval in Interval:

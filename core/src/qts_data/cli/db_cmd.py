@@ -113,6 +113,14 @@ def parse_time(value: str, option: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
+def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
+    """``--from`` and ``--to``; ``--from`` after ``--to`` is a usage error, not an empty answer."""
+    begin, finish = parse_time(start, "--from"), parse_time(end, "--to")
+    if begin > finish:
+        raise click.BadParameter(f"{start} is after --to {end}", param_hint="'--from'")
+    return begin, finish
+
+
 def time_options(func: F) -> F:
     func = click.option(
         "--to",
@@ -281,7 +289,7 @@ def gaps_command(
     as_json: bool,
 ) -> None:
     """Starts of the INTERVAL buckets of SYMBOL in [--from, --to) that have no stored candle."""
-    begin, finish = parse_time(start, "--from"), parse_time(end, "--to")
+    begin, finish = parse_window(start, end)
     stack = load_stack(config)
     _, checker = pick_adapter(stack, GapChecking, "db gaps", adapter_name)
 

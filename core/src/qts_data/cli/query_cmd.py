@@ -14,7 +14,7 @@ from qts_data.cli.db_cmd import (
     INTERVALS,
     adapter_option,
     load_stack,
-    parse_time,
+    parse_window,
     pick_adapter,
     time_options,
 )
@@ -63,7 +63,7 @@ def ohlcv_command(
     adapter_name: str | None,
 ) -> None:
     """Candles of SYMBOL whose bucket starts in [--from, --to) (stack.adapter.fetch_ohlcv)."""
-    begin, finish = parse_time(start, "--from"), parse_time(end, "--to")
+    begin, finish = parse_window(start, end)
     stack = load_stack(config)
     _, adapter = pick_adapter(stack, None, "query ohlcv", adapter_name)
 

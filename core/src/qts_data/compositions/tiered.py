@@ -58,7 +58,7 @@ from pydantic import Field
 
 from qts_data.compositions.delegating import DelegatingAdapter
 from qts_data.contracts import OHLCV, HealthStatus, Interval, TickData
-from qts_data.contracts.checks import check_time as _check_time
+from qts_data.contracts.checks import check_range as _check_range
 from qts_data.errors import BackendError, ConfigError
 from qts_data.interfaces import (
     Capability,
@@ -298,8 +298,7 @@ class TieredAdapter(DelegatingAdapter):
         started = time.perf_counter()
         self.require(Capability.OHLCV, "fetch_ohlcv")
         step = Interval.parse(interval)
-        _check_time(start, "start", "fetch_ohlcv", required=True)
-        _check_time(end, "end", "fetch_ohlcv", required=True)
+        _check_range(start, end, "fetch_ohlcv", required=True)
         lo, hi = step.ceil(start), step.ceil(end)
         if lo >= hi:
             meta = StorageMetadata(
@@ -695,8 +694,7 @@ class TieredAdapter(DelegatingAdapter):
         return IngestResult(received=received, inserted=inserted)
 
     async def fetch_tick_data(self, symbol: str, start: datetime, end: datetime) -> list[TickData]:
-        _check_time(start, "start", "fetch_tick_data", required=True)
-        _check_time(end, "end", "fetch_tick_data", required=True)
+        _check_range(start, end, "fetch_tick_data", required=True)
         return self.realtime.between(symbol, start, end)
 
     # -- statistics and health -----------------------------------------------------------------

@@ -21,9 +21,18 @@ def check_time(value: object, what: str, where: str, *, required: bool = False) 
         )
 
 
-def check_range(start: object, end: object, where: str) -> None:
-    check_time(start, "start", where)
-    check_time(end, "end", where)
+def check_range(start: object, end: object, where: str, *, required: bool = False) -> None:
+    """``start`` and ``end`` are aware datetimes (or None, an open end, unless ``required``)
+    and ``start`` is not after ``end``: a reversed range is a mistake, not an empty answer."""
+    check_time(start, "start", where, required=required)
+    check_time(end, "end", where, required=required)
+    check_order(start, end, where)
+
+
+def check_order(start: object, end: object, where: str) -> None:
+    """``start`` is not after ``end`` (either may be None, an open end)."""
+    if isinstance(start, datetime) and isinstance(end, datetime) and start > end:
+        raise ContractError(f"{where}: start {start.isoformat()} is after end {end.isoformat()}")
 
 
 def expect_element(value: object, kind: type[Contract], where: str) -> None:

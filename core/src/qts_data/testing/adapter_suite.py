@@ -480,6 +480,39 @@ class AdapterConformance:
         assert [e.order_id for e in await adapter.fetch_ledger(symbol="MSFT")] == ["m1"]
         assert await adapter.fetch_ledger(symbol="TSLA") == []
 
+    async def test_a_reversed_range_is_an_error_naming_the_method(
+        self, adapter: DataSourceAdapter
+    ) -> None:
+        """``start`` after ``end`` is a mistake (``--from`` after ``--to``), not an empty answer."""
+        later, earlier = at(seconds=5), at(seconds=1)
+        reads: list[tuple[str, str, Callable[[], Awaitable[Any]]]] = [
+            (
+                Capability.LEDGER,
+                "fetch_ledger",
+                lambda: adapter.fetch_ledger(start=later, end=earlier),
+            ),
+            (
+                Capability.TICKS,
+                "fetch_tick_data",
+                lambda: adapter.fetch_tick_data("BTC", later, earlier),
+            ),
+            (Capability.OHLCV, "fetch_ohlcv", lambda: adapter.fetch_ohlcv("BTC", later, earlier)),
+            (
+                Capability.EXECUTION_LOGS,
+                "fetch_execution_logs",
+                lambda: adapter.fetch_execution_logs(start=later, end=earlier),
+            ),
+        ]
+        checked = 0
+        for capability, method, call in reads:
+            if capability not in adapter.capabilities:
+                continue
+            with pytest.raises(ContractError, match=rf"^{method}: start .* is after end "):
+                await call()
+            checked += 1
+        if not checked:
+            pytest.skip(f"{type(adapter).__name__} has no ranged reads")
+
     async def test_fetch_ledger_range_is_half_open(self, adapter: DataSourceAdapter) -> None:
         await self._require_ledger(adapter)
         for second in range(5):

@@ -39,6 +39,7 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
+from qts_data.contracts.checks import check_order
 from qts_data.errors import BackendError, ContractError, QtsDataError
 from qts_data.interfaces import (
     Capability,
@@ -168,6 +169,7 @@ class SqliteAdapter(DataSourceAdapter):
     ) -> list[LedgerEntry]:
         lo = opt_us(start, "start", "fetch_ledger")
         hi = opt_us(end, "end", "fetch_ledger")
+        check_order(start, end, "fetch_ledger")
         return await self._call("fetch_ledger", store.fetch_ledger, symbol, lo, hi)
 
     # -- ticks -----------------------------------------------------------------------------------
@@ -212,6 +214,7 @@ class SqliteAdapter(DataSourceAdapter):
     async def fetch_tick_data(self, symbol: str, start: datetime, end: datetime) -> list[TickData]:
         lo = to_us(check_time(start, "start", "fetch_tick_data"))
         hi = to_us(check_time(end, "end", "fetch_tick_data"))
+        check_order(start, end, "fetch_tick_data")
         if lo >= hi:
             return []
         return await self._call("fetch_tick_data", store.fetch_ticks, symbol, lo, hi)
@@ -237,6 +240,7 @@ class SqliteAdapter(DataSourceAdapter):
         step = Interval.parse(interval)
         lo = to_us(check_time(start, "start", "fetch_ohlcv"))
         hi = to_us(check_time(end, "end", "fetch_ohlcv"))
+        check_order(start, end, "fetch_ohlcv")
         if lo >= hi:
             return []
         return await self._call(
@@ -256,6 +260,7 @@ class SqliteAdapter(DataSourceAdapter):
         step = Interval.parse(interval)
         lo = to_us(check_time(start, "start", "find_gaps"))
         hi = to_us(check_time(end, "end", "find_gaps"))
+        check_order(start, end, "find_gaps")
         count = store.bucket_count(_step_us(step), lo, hi)
         if count > MAX_GAP_BUCKETS:
             raise ContractError(
@@ -280,6 +285,7 @@ class SqliteAdapter(DataSourceAdapter):
     ) -> list[ExecutionLog]:
         lo = opt_us(start, "start", "fetch_execution_logs")
         hi = opt_us(end, "end", "fetch_execution_logs")
+        check_order(start, end, "fetch_execution_logs")
         return await self._call("fetch_execution_logs", store.fetch_logs, order_id, lo, hi)
 
     # -- configuration -------------------------------------------------------------------------
