@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import (
@@ -47,36 +47,64 @@ def _plain_decimal(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _unsigned_zero(value: Decimal) -> Decimal:
+    """``-0`` (``-0.00``) is zero: stored and shown without the sign."""
+    return value.copy_abs() if value.is_zero() and value.is_signed() else value
+
+
+#: Every contract decimal: ``-0`` becomes ``0`` (same scale).
+NoNegativeZero = AfterValidator(_unsigned_zero)
+
+
 #: Decimals appear in JSON as plain strings with every digit ("0.00000001", never "1E-8").
 PlainJson = PlainSerializer(_plain_decimal, return_type=str, when_used="json")
 
 #: DECIMAL(18, 8): a price, never negative.
 Price = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False),
+    NoNegativeZero,
+    PlainJson,
 ]
 #: DECIMAL(18, 8): a quantity, never negative.
 Quantity = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False),
+    NoNegativeZero,
+    PlainJson,
 ]
 #: DECIMAL(18, 8), strictly positive: the quantity of an execution.
 FillQuantity = Annotated[
-    Decimal, Field(gt=0, max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+    Decimal,
+    Field(gt=0, max_digits=18, decimal_places=8, allow_inf_nan=False),
+    NoNegativeZero,
+    PlainJson,
 ]
 #: DECIMAL(18, 2): a money amount (may be negative, e.g. an unrealised loss).
-Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), PlainJson]
+Amount = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), NoNegativeZero, PlainJson
+]
 #: DECIMAL(18, 2), never negative: a fee.
 Fee = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), PlainJson
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False),
+    NoNegativeZero,
+    PlainJson,
 ]
 #: DECIMAL(5, 4): a fraction such as an exposure percentage.
-Fraction = Annotated[Decimal, Field(max_digits=5, decimal_places=4, allow_inf_nan=False), PlainJson]
+Fraction = Annotated[
+    Decimal, Field(max_digits=5, decimal_places=4, allow_inf_nan=False), NoNegativeZero, PlainJson
+]
 #: DECIMAL(10, 3), never negative: a latency in milliseconds.
 LatencyMs = Annotated[
-    Decimal, Field(ge=0, max_digits=10, decimal_places=3, allow_inf_nan=False), PlainJson
+    Decimal,
+    Field(ge=0, max_digits=10, decimal_places=3, allow_inf_nan=False),
+    NoNegativeZero,
+    PlainJson,
 ]
 #: DECIMAL(18, 8): a configuration value.
 ConfigValue = Annotated[
-    Decimal, Field(max_digits=18, decimal_places=8, allow_inf_nan=False), PlainJson
+    Decimal, Field(max_digits=18, decimal_places=8, allow_inf_nan=False), NoNegativeZero, PlainJson
 ]
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"
@@ -88,13 +116,48 @@ Symbol = Annotated[
 ]
 
 
-# VARCHAR(n) columns: Text<n> may be empty, Name<n> may not.
-Text10 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10)]
-Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
-Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
-Name50 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Name64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Name100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_PROSE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _no_control(value: str) -> str:
+    """Names and codes hold no control character (PostgreSQL refuses NUL, so a hybrid's
+    two sides would differ)."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"contains the control character U+{ord(found.group()):04X} at {found.start()}"
+        )
+    return value
+
+
+def _no_control_in_prose(value: str) -> str:
+    """Free text may hold tabs and line breaks, no other control character."""
+    found = _CONTROL_IN_PROSE.search(value)
+    if found:
+        raise ValueError(
+            f"contains the control character U+{ord(found.group()):04X} at {found.start()}"
+        )
+    return value
+
+
+NoControl = AfterValidator(_no_control)
+#: Free text (a description, a setting's value): tabs and line breaks, no other control.
+Prose = Annotated[str, AfterValidator(_no_control_in_prose)]
+
+# VARCHAR(n) columns: Text<n> may be empty, Name<n> may not. No control characters.
+Text10 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10), NoControl]
+Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20), NoControl]
+Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), NoControl]
+Name50 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoControl
+]
+Name64 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoControl
+]
+Name100 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControl
+]
 
 
 def utc_now() -> datetime:
@@ -145,6 +208,28 @@ class Contract(BaseModel, metaclass=_ContractMeta):
     #: Field name -> default Sheets header; subclasses may override entries.
     sheets_headers: ClassVar[Mapping[str, str]] = {}
 
+    # -- no unchecked instances ------------------------------------------
+    def model_copy(self: C, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> C:
+        """A copy; with ``update``, validated like a new instance (ContractError), so a
+        changed copy is never an invalid contract that an adapter would store."""
+        if not update:
+            return super().model_copy(deep=deep)
+        unknown = set(update) - set(type(self).model_fields)
+        if unknown:
+            raise ContractError(
+                f"{type(self).__name__}: unknown field(s) {', '.join(sorted(unknown))}"
+            )
+        return type(self)(**{**self.__dict__, **update})
+
+    # pydantic's mypy plugin declares model_construct on every model too.
+    @classmethod  # type: ignore[no-redef, unused-ignore]
+    def model_construct(  # type: ignore[override, unused-ignore]
+        cls: type[C], _fields_set: set[str] | None = None, **values: Any
+    ) -> C:
+        """Validated, unlike pydantic's: a contract is never built unchecked. (Adapters
+        reading rows that their schema enforces use ``from_db_row(..., trusted=True)``.)"""
+        return cls(**values)
+
     # -- validation from foreign data ------------------------------------
     @classmethod
     def parse(cls: type[C], data: Mapping[str, Any], *, where: str | None = None) -> C:
@@ -187,7 +272,7 @@ class Contract(BaseModel, metaclass=_ContractMeta):
                 if build is None:
                     build = _TRUSTED[cls] = trusted_builder(cls)
                 return cast(C, build(values))
-            return cls.model_construct(**values)  # type: ignore[return-value]
+            return cast(C, BaseModel.model_construct.__func__(cls, **values))  # type: ignore[attr-defined]
         return cls.parse(values, where="database row")
 
     # -- Google Sheets rows ----------------------------------------------
@@ -226,8 +311,9 @@ class Contract(BaseModel, metaclass=_ContractMeta):
     ) -> C:
         """Build from a Sheets row (header -> cell). Empty cells are missing values.
 
-        Numbers may carry thousands separators; times without an offset are read
-        in ``tz`` (the sheet's timezone). Errors name ``where``.
+        Numbers in text follow :data:`NUMBER_CONVENTION` (anything else is an error
+        naming the column); times without an offset are read in ``tz`` (the sheet's
+        timezone). Errors name ``where``.
         """
         values: dict[str, Any] = {}
         for name, header in cls.headers(headers).items():
@@ -236,7 +322,11 @@ class Contract(BaseModel, metaclass=_ContractMeta):
             cell = row[header]
             if cell is None or (isinstance(cell, str) and cell.strip() == ""):
                 continue
-            values[name] = parse_cell(cell, cls.model_fields[name].annotation, tz)
+            try:
+                values[name] = parse_cell(cell, cls.model_fields[name].annotation, tz)
+            except ValueError as exc:
+                prefix = f"{where}: " if where else ""
+                raise ContractError(f"{prefix}column {header!r}: {exc}") from None
         return cls.parse(values, where=where)
 
 
@@ -256,7 +346,21 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-_NUMBER_NOISE = re.compile(r"[,\s_]")
+#: A number as a person writes it: ``,`` only between groups of three digits, ``.`` as the
+#: decimal point, an optional sign and exponent ("1,234,500", "-0.5", "71000.25", "1E-8").
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+NUMBER_CONVENTION = "',' only between groups of three digits, '.' as the decimal point"
+
+
+def parse_number_text(text: str) -> Decimal:
+    """``text`` as a Decimal by :data:`NUMBER_CONVENTION`; ValueError for anything else
+    ("71.000,5", "1,0", "1,2,3", "1_000" are not numbers: guessing would change them)."""
+    stripped = text.strip()
+    if not _NUMBER_TEXT.fullmatch(stripped):
+        raise ValueError(f"{text!r} is not a number ({NUMBER_CONVENTION})")
+    return Decimal(stripped.replace(",", ""))
+
+
 _DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M:%S.%f",
@@ -279,11 +383,7 @@ def parse_cell(cell: Any, annotation: Any, tz: tzinfo) -> Any:
         if isinstance(cell, float):
             return Decimal(repr(cell))
         if isinstance(cell, str):
-            text = _NUMBER_NOISE.sub("", cell)
-            try:
-                return Decimal(text)
-            except InvalidOperation:
-                return cell  # validation reports it with the field name
+            return parse_number_text(cell)  # ValueError: from_sheets_row names the column
         return cell
     if _annotation_has(annotation, bool) and isinstance(cell, str):
         lowered = cell.strip().lower()

@@ -8,7 +8,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from qts_data.contracts._base import ConfigValue, Contract, Name50, Name100, UtcDatetime, utc_now
+from qts_data.contracts._base import (
+    ConfigValue,
+    Contract,
+    Name50,
+    Name100,
+    Prose,
+    UtcDatetime,
+    utc_now,
+)
 
 ValueType = Literal["string", "int", "float", "decimal", "bool", "json"]
 
@@ -31,9 +39,9 @@ class StrategyParam(Contract):
 
     strategy_id: Name50
     param_name: Name100
-    value: str
+    value: Prose
     value_type: ValueType = "string"
-    description: str | None = None
+    description: Prose | None = None
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 
     @model_validator(mode="after")
@@ -74,5 +82,5 @@ class RiskConfig(Contract):
 
     config_key: Name100
     value: ConfigValue
-    description: str | None = None
+    description: Prose | None = None
     updated_at: UtcDatetime = Field(default_factory=utc_now)

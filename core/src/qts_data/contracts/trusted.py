@@ -12,6 +12,8 @@ from collections.abc import Callable
 from types import MemberDescriptorType
 from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel
+
 from qts_data.contracts._base import Contract
 
 C = TypeVar("C", bound=Contract)
@@ -42,9 +44,11 @@ def trusted_builder(cls: type[C]) -> Callable[[dict[str, Any]], C]:
     """
     fields = tuple(cls.model_fields)
 
+    raw_construct = BaseModel.model_construct.__func__  # type: ignore[attr-defined]
+
     def construct(values: dict[str, Any]) -> C:
-        # pydantic types model_construct as returning the class that defines it (Contract).
-        return cast(C, cls.model_construct(**values))
+        # pydantic's own model_construct (Contract's validates).
+        return cast(C, raw_construct(cls, **values))
 
     config = cls.model_config
     setters = [
