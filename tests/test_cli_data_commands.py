@@ -194,8 +194,65 @@ def test_ingest_stops_at_a_bad_row_with_its_line_number(tmp_path: Path) -> None:
     result = run_cli("ingest", "ticks", str(path), "--batch-size", "2")
     assert result.code == 1, result.out + result.err
     assert_one_line_error(
-        result.err, "line 7", "TickData.price", "nothing of its batch was stored", "the 4 ticks"
+        result.err,
+        "line 7",
+        "TickData.price",
+        "the 4 ticks before its batch were stored (4 new, 0 already there), nothing of its batch",
     )
+
+
+def test_a_nul_in_a_row_is_refused_with_its_line_and_what_the_store_took(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    rows = [f"2024-01-02T00:00:{i:02d}Z,BTC,100,1,t{i}\n" for i in range(6)]
+    rows[4] = "2024-01-02T00:00:04Z,BTC,100,1,t\x004\n"  # data row 5, line 6
+    path.write_text("time,symbol,price,volume,trade_id\n" + "".join(rows))
+    result = run_cli("ingest", "ticks", str(path), "--batch-size", "3")
+    assert result.code == 1, result.out + result.err
+    assert_one_line_error(
+        result.err,
+        f"{path}: line 6: TickData.trade_id: contains the control character U+0000",
+        "the 3 ticks before its batch were stored (3 new, 0 already there), nothing of its batch",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (
+            'x,BTC,100,1,t1\n2024-01-02T00:00:02Z,BTC,100,1,"t2\nx,BTC,100,1,t3\nx,BTC,100,1,t4\n',
+            "line 3: a quoted field opened here is never closed (the record runs to line 5)",
+        ),
+        ("2024-01-02T00:00:01Z,BTC,100,1," + "x" * 140_000 + "\n", "line 2: a field is longer than 131,072 characters"),
+        ('2024-01-02T00:00:01Z,BTC,"1"0,1,t1\n', "line 2: ',' expected after"),
+    ],
+)  # fmt: skip
+def test_csv_errors_are_one_line_with_the_file_and_the_line(
+    tmp_path: Path, body: str, fragment: str
+) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text(
+        "time,symbol,price,volume,trade_id\n" + body.replace("x,", "2024-01-02T00:00:01Z,", 1)
+    )
+    result = run_cli("ingest", "ticks", str(path))
+    assert result.code == 1, result.out + result.err
+    assert_one_line_error(result.err, f"{path}: {fragment}", "nothing was stored")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["ingest", "ticks", "{dir}/absent.csv"], "Invalid value for 'FILE': File '{dir}/absent.csv' does not exist"),
+        (["ingest", "ticks", "{dir}"], "Invalid value for 'FILE': File '{dir}' is a directory"),
+        (["check", "{dir}"], "Invalid value for '[CONFIG]': File '{dir}' is a directory"),
+        (["query", "ohlcv", "BTC", "--from", "2024-01-02", "--to", "2024-01-01"], "Invalid value for '--from': 2024-01-02 is after --to 2024-01-01"),
+    ],
+)  # fmt: skip
+def test_a_bad_argument_is_one_line_naming_it(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    result = run_cli(*(a.format(dir=tmp_path) for a in args))
+    assert result.code == 2, result.out + result.err
+    assert_one_line_error(result.err, fragment.format(dir=tmp_path), "--help`)")
 
 
 @pytest.mark.parametrize(

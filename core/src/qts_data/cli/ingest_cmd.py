@@ -1,10 +1,11 @@
 """``qts-data ingest ticks FILE``: bulk-load ticks from a CSV file into the stack's store.
 
 The file is streamed: rows are parsed into :class:`~qts_data.contracts.TickData`
-one at a time and handed to ``ingest_ticks`` through a generator, so memory is
-bounded by the batch size, not by the file. A bad row stops the ingest with its
-line number; its batch is not stored (batches before it are, and since ingest is
-idempotent the corrected file can simply be loaded again).
+one at a time and handed to ``ingest_ticks`` a batch at a time, so memory is
+bounded by the batch size, not by the file. A bad row (or a CSV error) stops the
+ingest with the file and the line its record starts on; the batches before it are
+stored, its own is not, and the message says how many ticks the store took (since
+ingest is idempotent the corrected file can simply be loaded again).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class TickReader:
         self.rows = 0  # valid rows yielded
 
     def __iter__(self) -> Iterator[TickData]:
-        reader = csv.reader(_lines(self.path, self.advance))
+        reader = csv.reader(_lines(self.path, self.advance), strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -90,10 +91,17 @@ class TickReader:
             )
         width = len(names)
         parse = TickData.parse
-        for row in reader:
+        while True:
+            start = reader.line_num + 1  # the line the next record starts on
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ContractError(self._csv_error(exc, start, reader.line_num)) from None
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
-            where = f"{self.path}: line {reader.line_num}"
+            where = f"{self.path}: line {start}"
             if len(row) != width:
                 raise ContractError(f"{where}: {len(row)} fields, the header has {width}")
             values: dict[str, Any] = {
@@ -103,6 +111,28 @@ class TickReader:
             }
             yield parse(values, where=where)
             self.rows += 1
+
+    def _csv_error(self, exc: csv.Error, start: int, end: int) -> str:
+        reason = str(exc)
+        if "field larger than field limit" in reason:
+            reason = f"a field is longer than {csv.field_size_limit():,} characters"
+        elif "unexpected end of data" in reason or (end > start and "EOF" in reason):
+            reason = "a quoted field opened here is never closed"
+        if end > start:
+            reason += f" (the record runs to line {end})"
+        return f"{self.path}: line {start}: {reason}"
+
+
+def batches(ticks: Iterator[TickData], size: int) -> Iterator[list[TickData]]:
+    """``ticks`` in lists of ``size`` (the last one shorter)."""
+    batch: list[TickData] = []
+    for tick in ticks:
+        batch.append(tick)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @click.group("ingest")
@@ -145,16 +175,25 @@ def ingest_ticks_command(
     reader = TickReader(file, lambda n: progress.advance(task, n))
 
     async def run() -> IngestResult:
+        # Batch by batch, so that when a row is bad what the store holds is known: every
+        # batch before the bad row's, whole, and nothing of its own.
+        received = inserted = duplicates = 0
         async with stack:
             try:
-                result: IngestResult = await adapter.ingest_ticks(reader, batch_size=batch_size)
+                for batch in batches(iter(reader), batch_size):
+                    done = await adapter.ingest_ticks(batch, batch_size=batch_size)
+                    received += done.received
+                    inserted += done.inserted
+                    duplicates += done.duplicates
             except ContractError as exc:
-                stored = reader.rows // batch_size * batch_size
-                raise ContractError(
-                    f"{exc}; nothing of its batch was stored"
-                    + (f" (the {stored} ticks of the batches before it were)" if stored else "")
-                ) from None
-            return result
+                stored = (
+                    f"the {received} ticks before its batch were stored ({inserted} new, "
+                    f"{duplicates} already there), nothing of its batch"
+                    if received
+                    else "nothing was stored"
+                )
+                raise ContractError(f"{exc}; {stored}") from None
+        return IngestResult(received=received, inserted=inserted)
 
     started = time.perf_counter()
     with progress:
