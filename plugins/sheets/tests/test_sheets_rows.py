@@ -43,8 +43,7 @@ async def test_bad_rows_are_reported_by_sheet_and_row_and_good_rows_returned(
     assert [p.symbol for p in positions] == ["005930", "AAPL"]
     errors = adapter.last_read_errors
     assert len(errors) == 3
-    assert errors[0].startswith("sheet 'Position' row 3: Position.qty:")
-    assert "'ten'" in errors[0]
+    assert errors[0].startswith("sheet 'Position' row 3: column 'qty': 'ten' is not a number")
     assert errors[1].startswith("sheet 'Position' row 5: Position.updated_at:")
     assert errors[2].startswith("sheet 'Position' row 6: Position.qty:")
     assert adapter.read_errors["Position"] == errors
@@ -170,4 +169,74 @@ async def test_raw_rows_are_the_displayed_text_of_every_column(
             "qty (column D)": "TRUE",
             "column E": "extra",
         }
+    ]
+
+
+async def test_krx_codes_typed_as_numbers_read_with_their_zeros_and_are_updated_in_place(
+    sheets_standin: SheetsStandIn,
+    make_sheets_adapter: MakeAdapter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sid = sheets_standin.create_spreadsheet({"Position": [POSITION]})
+    # As a person types them: the cells become the numbers 5930 and 660.
+    sheets_standin.put_rows(
+        sid, "Position", [["005930", "3", "71000"], ["000660", "2", "120000"]], user_entered=True
+    )
+    assert [row[0] for row in sheets_standin.cells(sid, "Position")[1:]] == [5930, 660]
+    adapter = await make_sheets_adapter(sid, symbol_format="krx", ensure_sheets=True)
+    with caplog.at_level(logging.WARNING, logger="qts_data.sheets"):
+        positions = await adapter.fetch_positions()
+    assert [p.symbol for p in positions] == ["000660", "005930"]
+    assert adapter.last_read_warnings == [
+        "sheet 'Position' cell A2 (symbol): the number 5930 is in a symbol column; read as "
+        "'005930'. Type codes as text (a leading ') to keep their zeros",
+        "sheet 'Position' cell A3 (symbol): the number 660 is in a symbol column; read as "
+        "'000660'. Type codes as text (a leading ') to keep their zeros",
+    ]
+    assert any("cell A2 (symbol)" in r.getMessage() for r in caplog.records)
+    health = await adapter.health_check()
+    assert health.state is HealthState.HEALTHY  # restored, and said
+    assert health.details["last_read_warnings"] == 2
+
+    held = positions[1]
+    await adapter.save_position(held.model_copy(update={"qty": Decimal("4")}))
+    rows = sheets_standin.cells(sid, "Position")
+    assert len(rows) == 3  # row 2 was updated, no row appended
+    assert [p.qty for p in await adapter.fetch_positions()] == [Decimal("2"), Decimal("4")]
+    assert rows[1][0] == "005930"  # written back as text
+
+
+async def test_a_number_in_a_symbol_column_is_said_and_degrades_health_as_text(
+    sheets_standin: SheetsStandIn, make_sheets_adapter: MakeAdapter
+) -> None:
+    sid = sheets_standin.create_spreadsheet({"Position": [POSITION]})
+    sheets_standin.put_rows(sid, "Position", [["005930", "3", "71000"]], user_entered=True)
+    adapter = await make_sheets_adapter(sid, ensure_sheets=True)
+    [held] = await adapter.fetch_positions()
+    assert held.symbol == "5930"
+    [warning] = adapter.last_read_warnings
+    assert warning.startswith("sheet 'Position' cell A2 (symbol): the number 5930")
+    assert 'set symbol_format = "krx"' in warning
+    health = await adapter.health_check()
+    assert health.state is HealthState.DEGRADED
+    assert "number(s) in symbol columns" in health.message
+
+
+@pytest.mark.parametrize("typed", ["71.000,5", "1,0", "1,2,3", "1_000", "1,00,000", "12 5"])
+async def test_numbers_outside_the_convention_are_bad_rows_naming_sheet_row_and_column(
+    sheets_standin: SheetsStandIn, make_sheets_adapter: MakeAdapter, typed: str
+) -> None:
+    sid = sheets_standin.create_spreadsheet({"Position": [POSITION]})
+    sheets_standin.put_rows(
+        sid,
+        "Position",
+        [["AAPL", "1,234", "1,234,500.25"], ["MSFT", typed, "1"]],
+        user_entered=True,
+    )
+    adapter = await make_sheets_adapter(sid)
+    [good] = await adapter.fetch_positions()
+    assert (good.qty, good.avg_price) == (Decimal("1234"), Decimal("1234500.25"))
+    assert adapter.last_read_errors == [
+        f"sheet 'Position' row 3: column 'qty': {typed!r} is not a number "
+        "(',' only between groups of three digits, '.' as the decimal point)"
     ]

@@ -69,11 +69,11 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
-from qts_data.contracts.checks import check_time as _check_time
+from qts_data.contracts.checks import check_range as _check_range
 from qts_data.errors import BackendError, ContractError, NotSupportedError, QtsDataError
 from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
 from qts_data_sheets.a1 import column_letters, format_range, parse_box, quote_sheet, split_range
-from qts_data_sheets.mapping import ParsedRows, SheetLayout, cell_text, parse_rows
+from qts_data_sheets.mapping import ParsedRows, SheetLayout, SymbolRule, cell_text, parse_rows
 from qts_data_sheets.ratelimit import SlidingWindowLimiter, shared_limiter
 from qts_data_sheets.retry import (
     CallStats,
@@ -134,8 +134,11 @@ _KEY_NAMES = {
 }
 
 
-def _row_key(role: str, layout: SheetLayout, row: Sequence[Any]) -> str | None:
-    """The key of a row from its cells (works for rows that do not parse too)."""
+def _row_key(
+    role: str, layout: SheetLayout, row: Sequence[Any], symbols: SymbolRule | None = None
+) -> str | None:
+    """The key of a row from its cells (works for rows that do not parse too); a symbol
+    read by ``symbols``, as reads read it, so a write finds the row of a typed code."""
     if role == "ledger":
         order = layout.text_at(row, "order_id")
         if not order:
@@ -146,7 +149,7 @@ def _row_key(role: str, layout: SheetLayout, row: Sequence[Any]) -> str | None:
         sid, name = layout.text_at(row, "strategy_id"), layout.text_at(row, "param_name")
         return f"{sid}\x1f{name}" if sid and name else None
     field = "symbol" if role == "positions" else "config_key"
-    return layout.text_at(row, field) or None
+    return layout.text_at(row, field, symbols) or None
 
 
 class SheetsAdapter(DataSourceAdapter):
@@ -177,6 +180,9 @@ class SheetsAdapter(DataSourceAdapter):
         #: Bad-row messages of the most recent read of each sheet (by title).
         self.read_errors: dict[str, list[str]] = {}
         self.read_errors_total = 0
+        #: Rows read with a doubt (a number in a symbol column), most recent read.
+        self.last_read_warnings: list[str] = []
+        self._symbols = SymbolRule(settings.symbol_format, settings.symbol_digits)
         self._policy = RetryPolicy(
             settings.max_retries, settings.backoff_base_s, settings.backoff_max_s
         )
@@ -373,17 +379,21 @@ class SheetsAdapter(DataSourceAdapter):
             self._sheet_tz,
             key=_key_of(role),
             key_name=_KEY_NAMES[role],
+            symbols=self._symbols,
         )
         self._layouts[role] = parsed.layout
         keys: dict[str, int] = {}
         for number, row in enumerate(values[1:], start=2):
-            key = _row_key(role, parsed.layout, row)
+            key = _row_key(role, parsed.layout, row, self._symbols)
             if key is not None and key not in keys:
                 keys[key] = number
         if role == "ledger" and self._ledger_keys is not None:
             self._ledger_keys |= keys.keys()  # a union: never forget a key this adapter wrote
         if public:
             self._record_errors(title, parsed.errors)
+            self.last_read_warnings = list(parsed.warnings)
+            for message in parsed.warnings:
+                log.warning("%s", message)
         return parsed, keys
 
     def _record_errors(self, title: str, errors: list[str]) -> None:
@@ -403,8 +413,7 @@ class SheetsAdapter(DataSourceAdapter):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[LedgerEntry]:
-        _check_time(start, "start", "fetch_ledger")
-        _check_time(end, "end", "fetch_ledger")
+        _check_range(start, end, "fetch_ledger")
         parsed, _ = await self._read_role("ledger", public=True)
         entries: list[LedgerEntry] = [
             e
@@ -746,6 +755,7 @@ class SheetsAdapter(DataSourceAdapter):
             **self.stats.as_dict(),
             "read_errors_total": self.read_errors_total,
             "last_read_errors": len(self.last_read_errors),
+            "last_read_warnings": len(self.last_read_warnings),
         }
         if self._limiter is not None:
             details["quota"] = (
@@ -783,6 +793,9 @@ class SheetsAdapter(DataSourceAdapter):
         elif self.last_read_errors:
             state = HealthState.DEGRADED
             message = f"{len(self.last_read_errors)} bad row(s) in the last read"
+        elif self.last_read_warnings and self.settings.symbol_format == "text":
+            state = HealthState.DEGRADED  # a code may have lost its zeros
+            message = f"{len(self.last_read_warnings)} number(s) in symbol columns in the last read"
         return HealthStatus(
             component=component, state=state, latency_ms=latency, message=message, details=details
         )

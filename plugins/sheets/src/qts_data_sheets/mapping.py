@@ -37,6 +37,7 @@ __all__ = [
     "HeaderError",
     "ParsedRows",
     "SheetLayout",
+    "SymbolRule",
     "cell_text",
     "field_kinds",
     "parse_rows",
@@ -111,6 +112,34 @@ def _prepare(cell: Any, kind: str, tz: tzinfo) -> Any:
         if kind == "text":
             return cell_text(cell)
     return cell
+
+
+@dataclass(frozen=True)
+class SymbolRule:
+    """How a symbol cell reads. A person typing a Korean stock code (``005930``) into a
+    cell gets the number 5930; ``"krx"`` pads such codes back to ``digits`` digits."""
+
+    format: Literal["text", "krx"] = "text"
+    digits: int = 6
+
+    def read(self, cell: Any) -> tuple[Any, bool]:
+        """The symbol a cell holds, and whether the cell was a number."""
+        if isinstance(cell, bool) or not isinstance(cell, (int, float)):
+            text = cell.strip() if isinstance(cell, str) else cell
+            return (self._pad(text) if isinstance(text, str) else text), False
+        return self._pad(cell_text(cell)), True
+
+    def _pad(self, text: str) -> str:
+        if self.format == "krx" and text.isdigit() and len(text) < self.digits:
+            return text.zfill(self.digits)
+        return text
+
+    def warning(self, where: str, cell: Any, read: str) -> str:
+        hint = "" if self.format == "krx" else ' (if it is a KRX code, set symbol_format = "krx")'
+        return (
+            f"{where}: the number {cell_text(cell)} is in a symbol column; read as {read!r}{hint}. "
+            "Type codes as text (a leading ') to keep their zeros"
+        )
 
 
 @dataclass
@@ -219,11 +248,14 @@ class SheetLayout:
                 runs.append((col, col + 1))
         return runs
 
-    def text_at(self, row: Sequence[Any], name: str) -> str:
-        """The text of field ``name`` in a row, ``""`` when empty or without a column."""
+    def text_at(self, row: Sequence[Any], name: str, symbols: SymbolRule | None = None) -> str:
+        """The text of field ``name`` in a row, ``""`` when empty or without a column
+        (a ``symbol`` read by ``symbols`` when given)."""
         column = self.columns.get(name)
         if column is None or column >= len(row):
             return ""
+        if symbols is not None and name == "symbol":
+            return cell_text(symbols.read(row[column])[0])
         return cell_text(row[column])
 
 
@@ -240,6 +272,7 @@ class ParsedRows(Generic[C]):
     errors: list[str]
     values: list[list[Any]]  # what the API returned, header row included
     last_row: int  # 1-based number of the last row holding anything (1: the header alone)
+    warnings: list[str] = field(default_factory=list)  # rows read, with a doubt (a cell named)
 
     def contracts(self) -> list[C]:
         return [row for _, row in self.rows]
@@ -254,6 +287,7 @@ def parse_rows(
     *,
     key: Callable[[C], str | None] | None = None,
     key_name: str = "key",
+    symbols: SymbolRule | None = None,
 ) -> ParsedRows[C]:
     """Parse the rows below the header; a bad row is reported (sheet and row number), not raised.
 
@@ -266,6 +300,9 @@ def parse_rows(
     seen: dict[str, int] = {}
     good: list[tuple[int, C]] = []
     errors: list[str] = []
+    warnings: list[str] = []
+    rule = symbols or SymbolRule()
+    symbol_column = layout.columns.get("symbol")
     for index, row in enumerate(values[1:], start=2):
         if not any(cell_text(cell) for cell in row):
             continue
@@ -274,6 +311,18 @@ def parse_rows(
             layout.mapping[name]: _prepare(row[col] if col < len(row) else None, kinds[name], tz)
             for name, col in layout.columns.items()
         }
+        if symbol_column is not None and symbol_column < len(row):
+            symbol, was_number = rule.read(row[symbol_column])
+            cells[layout.mapping["symbol"]] = symbol
+            if was_number:
+                cell = f"{column_letters(symbol_column)}{index}"
+                warnings.append(
+                    rule.warning(
+                        f"sheet {sheet!r} cell {cell} ({layout.mapping['symbol']})",
+                        row[symbol_column],
+                        symbol,
+                    )
+                )
         try:
             item = contract.from_sheets_row(cells, headers=layout.mapping, tz=tz, where=where)
         except ContractError as exc:
@@ -290,4 +339,4 @@ def parse_rows(
                 continue
             seen[item_key] = index
         good.append((index, item))
-    return ParsedRows(layout, good, errors, values, max(len(values), 1))
+    return ParsedRows(layout, good, errors, values, max(len(values), 1), warnings)

@@ -120,6 +120,15 @@ class SheetsSettings(Settings):
         ge=0,
         description="how long a sheet's header layout is trusted for appends before row 1 is read again",
     )
+    symbol_format: Literal["text", "krx"] = Field(
+        default="text",
+        description='how symbol cells read: "text" as written; "krx" restores Korean stock '
+        "codes a person typed as numbers (5930 -> 005930, left-padded with zeros to "
+        "symbol_digits), on reads and when a write looks for a symbol's row",
+    )
+    symbol_digits: int = Field(
+        default=6, ge=1, le=20, description='digits of a "krx" code (6 for KRX stock codes)'
+    )
     api_base_url: str | None = Field(
         default=None,
         description="test only: base URL of a local Sheets API stand-in (http://127.0.0.1:PORT); "
