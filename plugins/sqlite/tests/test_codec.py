@@ -120,7 +120,7 @@ def test_trusted_construction_equals_validated_construction(sample: Contract) ->
     assert built == sample
     assert built.model_dump() == sample.model_dump()
     assert built.to_json() == sample.to_json()
-    assert built.__getstate__() == cls.model_construct(**values).__getstate__()
+    assert built.__getstate__() == cls.model_construct(**values).__getstate__()  # validated
     assert built.model_fields_set == set(cls.model_fields)
     with pytest.raises(Exception, match="frozen"):
         built.symbol = "X"  # type: ignore[attr-defined]

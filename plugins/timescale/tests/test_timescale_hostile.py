@@ -6,11 +6,22 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 
-from qts_data.contracts import OHLCV, ExecutionLog, LedgerEntry, RiskConfig, StrategyParam, TickData
+from qts_data.contracts import (
+    OHLCV,
+    ExecutionLog,
+    LedgerEntry,
+    Position,
+    RiskConfig,
+    StrategyParam,
+    TickData,
+)
 from qts_data.errors import ContractError
+from qts_data.testing import run_psql
 from qts_data_timescale.adapter import TimescaleAdapter
+from qts_data_timescale.errors import translate
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 2, tzinfo=UTC)
@@ -32,7 +43,7 @@ def tick(i: int, **fields: Any) -> TickData:
 
 
 def forged(i: int, **fields: Any) -> TickData:
-    """A TickData that skipped validation (``model_construct``): the database must still refuse it."""
+    """A TickData that skipped validation (``Contract.trusted``): the database must still refuse it."""
     values: dict[str, Any] = {
         "time": T0 + timedelta(seconds=i),
         "symbol": "BTC",
@@ -44,7 +55,7 @@ def forged(i: int, **fields: Any) -> TickData:
         "trade_id": f"f{i}",
     }
     values.update(fields)
-    return TickData.model_construct(**values)
+    return TickData.trusted(values)
 
 
 @pytest.mark.parametrize("symbol", INJECTIONS)
@@ -128,14 +139,16 @@ async def test_values_that_skip_the_contract_fail_their_whole_batch(
 
 
 async def test_forged_nan_candles_and_nul_bytes_are_refused(adapter: TimescaleAdapter) -> None:
-    bad = OHLCV.model_construct(
-        time=T0,
-        symbol="BTC",
-        open=Decimal("NaN"),
-        high=Decimal(1),
-        low=Decimal(1),
-        close=Decimal(1),
-        volume=1,
+    bad = OHLCV.trusted(
+        {
+            "time": T0,
+            "symbol": "BTC",
+            "open": Decimal("NaN"),
+            "high": Decimal(1),
+            "low": Decimal(1),
+            "close": Decimal(1),
+            "volume": 1,
+        }
     )
     good = OHLCV(
         time=T0 + timedelta(days=1), symbol="BTC", open=1, high=1, low=1, close=1, volume=1
@@ -145,6 +158,46 @@ async def test_forged_nan_candles_and_nul_bytes_are_refused(adapter: TimescaleAd
     assert await adapter.fetch_ohlcv("BTC", T0, FAR) == []
     with pytest.raises(ContractError):
         await adapter.save_strategy_param(
-            StrategyParam(strategy_id="s", param_name="p", value="a\x00b")
+            StrategyParam.trusted(
+                {
+                    "strategy_id": "s",
+                    "param_name": "p",
+                    "value": "a\x00b",
+                    "value_type": "string",
+                    "description": None,
+                    "updated_at": T0,
+                }
+            )
         )
     assert await adapter.fetch_strategy_params() == []
+
+
+async def test_a_constraint_of_the_database_is_one_line_naming_it(
+    adapter: TimescaleAdapter, empty_database: str
+) -> None:
+    """A CHECK a team added (stricter than the contract): one line, the constraint named."""
+    run_psql(empty_database, "ALTER TABLE positions ADD CONSTRAINT qty_below_100 CHECK (qty < 100)")
+    try:
+        with pytest.raises(ContractError) as caught:
+            await adapter.save_position(Position(symbol="BTC", qty=500, avg_price=1))
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith(
+            "save_position: the database refused a value: constraint qty_below_100 of positions: "
+        )
+        assert message.endswith("; nothing was written")
+        assert await adapter.fetch_positions() == []
+    finally:
+        run_psql(empty_database, "ALTER TABLE positions DROP CONSTRAINT qty_below_100")
+
+
+def test_a_refused_read_does_not_say_nothing_was_written() -> None:
+    refusal = asyncpg.exceptions.InvalidTextRepresentationError("invalid input syntax\nDETAIL: x")
+    read = translate(refusal, "fetch_positions", "h:5432/qts", writes=False)
+    assert isinstance(read, ContractError)
+    assert str(read) == (
+        "fetch_positions: the database refused a value: "
+        "InvalidTextRepresentationError: invalid input syntax DETAIL: x"
+    )
+    written = translate(refusal, "save_position", "h:5432/qts")
+    assert str(written).endswith("; nothing was written")

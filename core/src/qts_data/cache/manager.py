@@ -929,13 +929,15 @@ class CacheManager:
         levels = []
         for member, _score in members:
             price, qty = member.split("|", 1)
-            levels.append(BookLevel.model_construct(price=Decimal(price), qty=Decimal(qty)))
+            levels.append(BookLevel.trusted({"price": Decimal(price), "qty": Decimal(qty)}))
         source_us = int(stamp)
-        book = OrderBook.model_construct(
-            symbol=symbol,
-            side=cast(Literal["bid", "ask"], side),
-            levels=tuple(levels),
-            time=_EPOCH + source_us * _MICROSECOND,
+        book = OrderBook.trusted(  # the book was validated when it was pushed
+            {
+                "symbol": symbol,
+                "side": cast(Literal["bid", "ask"], side),
+                "levels": tuple(levels),
+                "time": _EPOCH + source_us * _MICROSECOND,
+            }
         )
         cached = Cached(book, source_us, "cache")
         if max_age_us is not None and self._now_us() - source_us > max_age_us:

@@ -33,6 +33,8 @@ from qts_data.errors import ContractError
 UTC = timezone.utc
 C = TypeVar("C", bound="Contract")
 _TRUSTED: dict[type[Any], Any] = {}  # contract class -> its trusted builder
+#: pydantic's own model_construct (Contract's validates).
+_RAW_CONSTRUCT: Any = BaseModel.model_construct.__func__  # type: ignore[attr-defined]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -226,8 +228,8 @@ class Contract(BaseModel, metaclass=_ContractMeta):
     def model_construct(  # type: ignore[override, unused-ignore]
         cls: type[C], _fields_set: set[str] | None = None, **values: Any
     ) -> C:
-        """Validated, unlike pydantic's: a contract is never built unchecked. (Adapters
-        reading rows that their schema enforces use ``from_db_row(..., trusted=True)``.)"""
+        """Validated, unlike pydantic's: a contract is never built unchecked by accident.
+        (Values validated before - rows a schema enforces - go through :meth:`trusted`.)"""
         return cls(**values)
 
     # -- validation from foreign data ------------------------------------
@@ -265,15 +267,22 @@ class Contract(BaseModel, metaclass=_ContractMeta):
         """
         values = {column: row[column] for column in cls.db_columns if column in row}
         if trusted:
-            if len(values) == len(cls.model_fields):
-                from qts_data.contracts.trusted import trusted_builder
-
-                build = _TRUSTED.get(cls)
-                if build is None:
-                    build = _TRUSTED[cls] = trusted_builder(cls)
-                return cast(C, build(values))
-            return cast(C, BaseModel.model_construct.__func__(cls, **values))  # type: ignore[attr-defined]
+            return cls.trusted(values)
         return cls.parse(values, where="database row")
+
+    @classmethod
+    def trusted(cls: type[C], values: dict[str, Any]) -> C:
+        """Build from values that were validated before, without validating them again:
+        rows read back from a schema that enforces the contract, entries of a cache the
+        project wrote. The only way to an unchecked instance; ``values`` is taken over."""
+        if len(values) == len(cls.model_fields):
+            from qts_data.contracts.trusted import trusted_builder
+
+            build = _TRUSTED.get(cls)
+            if build is None:
+                build = _TRUSTED[cls] = trusted_builder(cls)
+            return cast(C, build(values))
+        return cast(C, _RAW_CONSTRUCT(cls, **values))
 
     # -- Google Sheets rows ----------------------------------------------
     @classmethod

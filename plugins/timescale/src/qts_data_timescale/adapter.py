@@ -240,11 +240,14 @@ class TimescaleAdapter(DataSourceAdapter):
             )
         return self._state.flavour
 
-    async def _primary(self, where: str, work: Work[T], *, retry: bool, timed: bool = True) -> T:
+    async def _primary(
+        self, where: str, work: Work[T], *, retry: bool, timed: bool = True, writes: bool = True
+    ) -> T:
         """Run ``work`` on a primary connection; with ``retry``, again after a lost connection.
 
         ``timed`` operations count in the query p99 of the health check
-        (administrative ones such as migrations do not)."""
+        (administrative ones such as migrations do not); ``writes`` says whether an
+        error may say that nothing was written."""
         pool = self._require_pool(where)
         deadline: float | None = None
         delay = RETRY_FIRST_DELAY_S
@@ -274,7 +277,7 @@ class TimescaleAdapter(DataSourceAdapter):
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, RETRY_MAX_DELAY_S)
                         continue
-                raise translate(exc, where, self.address) from exc
+                raise translate(exc, where, self.address, writes=writes) from exc
             if timed:
                 self._latency.add((time.perf_counter() - started) * 1000)
             return result
@@ -322,13 +325,13 @@ class TimescaleAdapter(DataSourceAdapter):
                     or is_replica_conflict(exc)
                     or isinstance(exc, asyncio.TimeoutError)
                 ):
-                    raise translate(exc, where, replica.address) from exc
+                    raise translate(exc, where, replica.address, writes=False) from exc
                 replica.mark_down(exc)
             else:
                 self._latency.add((time.perf_counter() - started) * 1000)
                 replica.reads += 1
                 return result
-        result = await self._primary(where, work, retry=True)
+        result = await self._primary(where, work, retry=True, writes=False)
         self._primary_reads += 1
         return result
 

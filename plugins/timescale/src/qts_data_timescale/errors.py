@@ -59,11 +59,29 @@ def is_replica_conflict(exc: BaseException) -> bool:
     return False
 
 
-def translate(exc: BaseException, where: str, address: str) -> QtsDataError:
-    """A qts-data error for ``exc``, raised by the operation ``where`` against ``address``."""
+def _refusal(exc: BaseException) -> str:
+    """One line for a value PostgreSQL refused: the column or constraint, then its message
+    (the multi-line DETAIL is left out: it may repeat the row)."""
+    message = " ".join(str(exc).split())
+    table = getattr(exc, "table_name", None)
+    column = getattr(exc, "column_name", None)
+    constraint = getattr(exc, "constraint_name", None)
+    if column:
+        named = f"{table}.{column}" if table else column
+    elif constraint:
+        named = f"constraint {constraint}" + (f" of {table}" if table else "")
+    else:
+        named = ""
+    return mask(f"{named}: {message}" if named else f"{type(exc).__name__}: {message}")
+
+
+def translate(exc: BaseException, where: str, address: str, *, writes: bool = True) -> QtsDataError:
+    """A qts-data error for ``exc``, raised by the operation ``where`` against ``address``
+    (``writes``: an operation that writes, so a refusal says nothing was written)."""
     if isinstance(exc, QtsDataError):
         return exc
-    detail = mask(f"{type(exc).__name__}: {exc}")
+    detail = mask(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    unwritten = "; nothing was written" if writes else ""
     if isinstance(exc, pgerr.UndefinedTableError | pgerr.UndefinedColumnError):
         return SchemaMissingError(
             f"{where}: the database at {address} lacks the qts-data schema or has an older "
@@ -71,16 +89,14 @@ def translate(exc: BaseException, where: str, address: str) -> QtsDataError:
         )
     if isinstance(exc, pgerr.DataError | pgerr.IntegrityConstraintViolationError):
         # Class 22 (bad value: overflow, too long, invalid text) and 23 (constraint).
-        return ContractError(
-            f"{where}: the database refused a value: {detail}; nothing was written"
-        )
+        return ContractError(f"{where}: the database refused a value: {_refusal(exc)}{unwritten}")
     if (isinstance(exc, pgerr.InterfaceError) and isinstance(exc, ValueError)) or isinstance(
         exc, OverflowError
     ):
         # asyncpg's client-side DataError, or its encoder's OverflowError (binary COPY):
         # a value it cannot send (an integer out of the int64 range...).
         return ContractError(
-            f"{where}: a value cannot be sent to the database: {detail}; nothing was written"
+            f"{where}: a value cannot be sent to the database: {detail}{unwritten}"
         )
     if isinstance(exc, asyncio.TimeoutError | pgerr.QueryCanceledError):
         return BackendError(f"{where}: {address} did not answer in time ({detail})")
