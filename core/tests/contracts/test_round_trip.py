@@ -195,7 +195,7 @@ def test_sheets_header_mapping() -> None:
 def test_bad_sheet_cell_is_reported_with_where() -> None:
     with pytest.raises(
         ContractError,
-        match=r"^sheet 'Position' row 4: Position.qty: Input should be a valid decimal",
+        match=r"^sheet 'Position' row 4: column 'qty': 'abc' is not a number \(',' only between",
     ):
         Position.from_sheets_row(
             {"symbol": "A", "qty": "abc", "avg_price": "1"}, where="sheet 'Position' row 4"

@@ -118,48 +118,47 @@ Symbol = Annotated[
 ]
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_IN_PROSE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: No control character (C0, DEL, C1): checked by pydantic-core's regex engine, in Rust.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: Free text: tabs and line breaks allowed, no other control character.
+NO_CONTROL_IN_PROSE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_CONTROL_PATTERNS = {
+    NO_CONTROL: re.compile(r"[\x00-\x1f\x7f-\x9f]"),
+    NO_CONTROL_IN_PROSE: re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"),
+}
 
+#: Free text (a description, a setting's value).
+Prose = Annotated[str, StringConstraints(pattern=NO_CONTROL_IN_PROSE)]
 
-def _no_control(value: str) -> str:
-    """Names and codes hold no control character (PostgreSQL refuses NUL, so a hybrid's
-    two sides would differ)."""
-    found = _CONTROL.search(value)
-    if found:
-        raise ValueError(
-            f"contains the control character U+{ord(found.group()):04X} at {found.start()}"
-        )
-    return value
-
-
-def _no_control_in_prose(value: str) -> str:
-    """Free text may hold tabs and line breaks, no other control character."""
-    found = _CONTROL_IN_PROSE.search(value)
-    if found:
-        raise ValueError(
-            f"contains the control character U+{ord(found.group()):04X} at {found.start()}"
-        )
-    return value
-
-
-NoControl = AfterValidator(_no_control)
-#: Free text (a description, a setting's value): tabs and line breaks, no other control.
-Prose = Annotated[str, AfterValidator(_no_control_in_prose)]
-
-# VARCHAR(n) columns: Text<n> may be empty, Name<n> may not. No control characters.
-Text10 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10), NoControl]
-Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20), NoControl]
-Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), NoControl]
+# VARCHAR(n) columns: Text<n> may be empty, Name<n> may not. No control characters (NUL
+# would be stored by memory and SQLite and refused by PostgreSQL: a hybrid's sides differ).
+Text10 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10, pattern=NO_CONTROL)]
+Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=NO_CONTROL)]
+Text50 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50, pattern=NO_CONTROL)]
 Name50 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoControl
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NO_CONTROL)
 ]
 Name64 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoControl
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_CONTROL)
 ]
 Name100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControl
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_CONTROL),
 ]
+
+
+def _control_message(err: Mapping[str, Any]) -> str | None:
+    """``contains the control character U+0000 at 3`` for a failed no-control pattern."""
+    if err["type"] != "string_pattern_mismatch":
+        return None
+    found_in = _CONTROL_PATTERNS.get(str(err.get("ctx", {}).get("pattern")))
+    value = err.get("input")
+    if found_in is None or not isinstance(value, str):
+        return None
+    found = found_in.search(value)
+    if found is None:
+        return None
+    return f"contains the control character U+{ord(found.group()):04X} at {found.start()}"
 
 
 def utc_now() -> datetime:
@@ -171,7 +170,7 @@ def describe_validation_error(exc: ValidationError, title: str, where: str | Non
     problems = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _control_message(err) or err["msg"].removeprefix("Value error, ")
         if (
             "input" in err
             and err["type"] not in ("missing",)
