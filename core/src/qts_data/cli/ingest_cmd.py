@@ -116,6 +116,8 @@ class TickReader:
         reason = str(exc)
         if "field larger than field limit" in reason:
             reason = f"a field is longer than {csv.field_size_limit():,} characters"
+        elif "NUL" in reason:  # Python 3.10's csv refuses NUL itself (3.11+ leaves it to us)
+            reason = "contains the control character U+0000"
         elif "unexpected end of data" in reason or (end > start and "EOF" in reason):
             reason = "a quoted field opened here is never closed"
         if end > start:
