@@ -200,3 +200,27 @@ def test_bad_sheet_cell_is_reported_with_where() -> None:
         Position.from_sheets_row(
             {"symbol": "A", "qty": "abc", "avg_price": "1"}, where="sheet 'Position' row 4"
         )
+
+
+@pytest.mark.parametrize(
+    ("cell", "field", "expected"),
+    [
+        (8.84 / 100, "exposure_pct", "0.0884"),  # 0.08839999999999999, as a person meant it
+        (0.1 + 0.2, "unrealized_pnl", "0.30"),  # 0.30000000000000004, rounded half-even
+        (70000.12, "avg_price", "70000.12"),
+        (1e-8, "qty", "1E-8"),
+    ],
+)
+def test_floats_from_cells_read_at_the_field_s_scale(
+    cell: float, field: str, expected: str
+) -> None:
+    row = {"symbol": "A", "qty": 1, "avg_price": 2, field: cell}
+    assert str(getattr(Position.from_sheets_row(row), field)) == expected
+
+
+def test_a_float_with_more_digits_than_the_field_holds_is_refused_naming_it() -> None:
+    with pytest.raises(ContractError, match=r"^sheet 'Position' row 3: Position\.exposure_pct: "):
+        Position.from_sheets_row(
+            {"symbol": "A", "qty": 1, "avg_price": 2, "exposure_pct": 1 / 3},
+            where="sheet 'Position' row 3",
+        )

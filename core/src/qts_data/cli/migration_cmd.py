@@ -20,6 +20,9 @@ from qts_data.migration import BackfillReport, VerifyReport, backfill, verify
 from qts_data.outbox.handover import EarlierOutbox
 from qts_data.stack import Stack, open_stack
 
+#: Mismatches and unreadable rows printed (``--json`` gives all).
+SHOWN = 20
+
 
 def find_hybrid(stack: Stack) -> HybridAdapter:
     """The stack's adapter if it is a hybrid, else its first hybrid component."""
@@ -78,13 +81,25 @@ def backfill_command(config: str | None, to_sheets: bool) -> None:
                 return await backfill(hybrid.sheets, hybrid.db, progress)
 
     report = asyncio.run(run())
+    target = "Sheets" if to_sheets else "the database"
     parts = [f"{what} {n}" for what, n in report.copied.items()]
-    line = "backfill done: " + ", ".join(parts)
+    line = f"backfill into {target}: " + ", ".join(parts)
     if report.already_there.get("ledger"):
-        line += f" (ledger entries already in the database: {report.already_there['ledger']})"
+        line += f" (ledger entries already in {target}: {report.already_there['ledger']})"
     if report.skipped:
         line += f"; not held by the source: {', '.join(report.skipped)}"
     out.print(line)
+    if not report.complete:
+        for message in report.unreadable[:SHOWN]:
+            out.print(f"  not copied: {message}")
+        more = len(report.unreadable) - SHOWN
+        if more > 0:
+            out.print(f"  ... and {more} more")
+        fail(
+            f"{len(report.unreadable)} row(s) of the source could not be read and were not "
+            "copied; correct them and run backfill again",
+            EXIT_UNHEALTHY,
+        )
 
 
 @click.command("verify")
@@ -112,14 +127,28 @@ def verify_command(config: str | None, as_json: bool) -> None:
             f"checked {report.positions_checked} positions and {report.ledger_checked} ledger entries; "
             f"{len(report.pending)} still in the outbox"
         )
+        counts = report.counts()
         if report.mismatches:
-            table = Table(title=f"{len(report.mismatches)} mismatches", title_justify="left")
+            summary = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items() if n)
+            table = Table(
+                title=f"{len(report.mismatches)} mismatches ({summary})", title_justify="left"
+            )
             for column in ("kind", "key", "problem"):
                 table.add_column(column)
-            for m in report.mismatches:
+            for m in report.mismatches[:SHOWN]:
                 table.add_row(m.kind, m.key, m.problem)
             out.print(table)
-        else:
+            if len(report.mismatches) > SHOWN:
+                out.print(f"... and {len(report.mismatches) - SHOWN} more (all with --json)")
+        if report.unverifiable:
+            out.print(
+                f"{len(report.unverifiable)} row(s) could not be read, so they cannot be verified:"
+            )
+            for message in report.unverifiable[:SHOWN]:
+                out.print(f"  {message}")
+            if len(report.unverifiable) > SHOWN:
+                out.print(f"  ... and {len(report.unverifiable) - SHOWN} more (all with --json)")
+        if report.ok:
             out.print("[green]no mismatches[/]")
     if not report.ok:
         sys.exit(EXIT_UNHEALTHY)

@@ -10,11 +10,12 @@ field and the problem.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
-from decimal import Decimal
-from typing import Annotated, Any, ClassVar, TypeVar, cast
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Annotated, Any, ClassVar, TypeVar, cast, get_args
 
 from pydantic import (
     AfterValidator,
@@ -330,8 +331,9 @@ class Contract(BaseModel, metaclass=_ContractMeta):
             cell = row[header]
             if cell is None or (isinstance(cell, str) and cell.strip() == ""):
                 continue
+            info = cls.model_fields[name]
             try:
-                values[name] = parse_cell(cell, cls.model_fields[name].annotation, tz)
+                values[name] = parse_cell(cell, info.annotation, tz, decimal_places(info))
             except ValueError as exc:
                 prefix = f"{where}: " if where else ""
                 raise ContractError(f"{prefix}column {header!r}: {exc}") from None
@@ -383,13 +385,51 @@ def _annotation_has(annotation: Any, kind: type) -> bool:
     return any(_annotation_has(arg, kind) for arg in getattr(annotation, "__args__", ()) or ())
 
 
-def parse_cell(cell: Any, annotation: Any, tz: tzinfo) -> Any:
-    """Turn a Sheets cell into the value a field expects; leave anything odd to validation."""
+def decimal_places(info: Any) -> int | None:
+    """The decimal places a field (a pydantic FieldInfo) declares, or None."""
+    stack: list[Any] = [info]
+    while stack:
+        item = stack.pop()
+        places = getattr(item, "decimal_places", None)
+        if isinstance(places, int):
+            return places
+        stack.extend(getattr(item, "metadata", None) or ())
+        stack.extend(getattr(item, "__metadata__", None) or ())
+        annotation = getattr(item, "annotation", None)
+        if annotation is not None:
+            stack.extend(get_args(annotation))
+    return None
+
+
+#: A float within this many units in the last place of a decimal of the field's scale is
+#: that decimal: 8.84% typed into a cell is the double 0.0884, a formula's 0.0884 may be
+#: 0.08839999999999999; a float farther away has digits the field cannot hold.
+FLOAT_ULPS = 4
+
+
+def float_to_decimal(cell: float, places: int | None) -> Decimal:
+    """``cell`` as the Decimal a person meant: rounded half-even to ``places`` when it is
+    within :data:`FLOAT_ULPS` of that; otherwise every digit (validation names the field)."""
+    exact = Decimal(repr(cell))
+    exponent = exact.as_tuple().exponent
+    if places is None or not isinstance(exponent, int) or exponent >= -places:
+        return exact
+    rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    if abs(float(rounded) - cell) <= FLOAT_ULPS * math.ulp(cell):
+        return rounded
+    return exact
+
+
+def parse_cell(cell: Any, annotation: Any, tz: tzinfo, places: int | None = None) -> Any:
+    """Turn a Sheets cell into the value a field expects; leave anything odd to validation.
+
+    ``places``: the decimal places of the field (floats are rounded to them, see
+    :func:`float_to_decimal`)."""
     if _annotation_has(annotation, datetime):
         return parse_sheet_datetime(cell, tz)
     if _annotation_has(annotation, Decimal) or _annotation_has(annotation, int):
         if isinstance(cell, float):
-            return Decimal(repr(cell))
+            return float_to_decimal(cell, places)
         if isinstance(cell, str):
             return parse_number_text(cell)  # ValueError: from_sheets_row names the column
         return cell

@@ -16,6 +16,7 @@ from qts_data.interfaces.operations import (
     Migratable,
     MigrationReport,
     OutboxHosting,
+    RowErrorReporting,
     StorageInspectable,
     StorageReport,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Migratable",
     "MigrationReport",
     "OutboxHosting",
+    "RowErrorReporting",
     "SafetyListener",
     "StorageInspectable",
     "StorageReport",

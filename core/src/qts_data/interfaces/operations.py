@@ -51,6 +51,15 @@ class MaintenanceReport:
 
 
 @runtime_checkable
+class RowErrorReporting(Protocol):
+    """An adapter over data people edit (a spreadsheet), which skips rows it cannot parse:
+    ``last_read_errors`` names each row its most recent read skipped (sheet, row, column,
+    problem). The migration tools count them: a skipped row is never a silent loss."""
+
+    last_read_errors: list[str]
+
+
+@runtime_checkable
 class Migratable(Protocol):
     async def migrate(self, *, dry_run: bool = False) -> MigrationReport:
         """Bring the schema to the newest version; re-running is harmless."""

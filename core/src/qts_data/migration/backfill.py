@@ -3,7 +3,9 @@
 Idempotent and resumable by construction: ledger entries are written once per
 idempotency key and positions, strategy parameters and risk settings are
 upserts, so running it again, or after an interruption, copies only what is
-missing and changes nothing else.
+missing and changes nothing else. Rows the source could not read (a person's
+typo in a sheet) are not copied: the report names each one (``unreadable``), and
+the command exits non-zero, so a backfill never signs off a partial copy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qts_data.errors import NotSupportedError
-from qts_data.interfaces import Capability, DataSourceAdapter
+from qts_data.interfaces import Capability, DataSourceAdapter, RowErrorReporting
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -23,9 +25,24 @@ class BackfillReport:
     copied: dict[str, int] = field(default_factory=dict)  # newly written
     already_there: dict[str, int] = field(default_factory=dict)  # ledger entries skipped as present
     skipped: list[str] = field(default_factory=list)  # parts the source does not hold
+    unreadable: list[str] = field(default_factory=list)  # rows the source could not read
+
+    @property
+    def complete(self) -> bool:
+        return not self.unreadable
 
     def as_dict(self) -> dict[str, Any]:
-        return {"copied": self.copied, "already_there": self.already_there, "skipped": self.skipped}
+        return {
+            "copied": self.copied,
+            "already_there": self.already_there,
+            "skipped": self.skipped,
+            "unreadable": self.unreadable,
+        }
+
+
+def _unreadable(source: DataSourceAdapter, report: BackfillReport) -> None:
+    if isinstance(source, RowErrorReporting):
+        report.unreadable.extend(source.last_read_errors)
 
 
 async def backfill(
@@ -34,12 +51,14 @@ async def backfill(
     report = BackfillReport()
 
     positions = await source.fetch_positions()
+    _unreadable(source, report)
     for n, position in enumerate(positions, 1):
         await target.save_position(position)
         progress("positions", n, len(positions))
     report.copied["positions"] = len(positions)
 
     ledger = await source.fetch_ledger()
+    _unreadable(source, report)
     new = 0
     for n, entry in enumerate(ledger, 1):
         new += bool(await target.append_ledger(entry))
@@ -64,6 +83,7 @@ async def backfill(
         except NotSupportedError:
             report.skipped.append(name)
             continue
+        _unreadable(source, report)
         for n, row in enumerate(rows, 1):
             if name == "strategies":
                 await target.save_strategy_param(row)

@@ -4,7 +4,9 @@ Positions are compared by symbol (quantity and average price), ledger entries
 by idempotency key (every field). Numbers are compared as Decimals and times
 as instants, so ``1,000`` and ``1000.00`` or a KST and a UTC rendering of the
 same moment agree. Records still waiting in the outbox are reported as pending,
-not as mismatches.
+not as mismatches. Rows a store could not read (a person's typo in a sheet) are
+unverifiable: each is named, and they fail the check like a mismatch - a row
+that neither side can show is the loss a sign-off must not miss.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from qts_data.contracts import LedgerEntry, Position
-from qts_data.interfaces import DataSourceAdapter
+from qts_data.interfaces import DataSourceAdapter, RowErrorReporting
 
 _LEDGER_FIELDS = (
     "timestamp",
@@ -46,16 +48,35 @@ class VerifyReport:
     ledger_checked: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # keys still in the outbox
+    #: Rows a store could not read (sheet, row, column, problem): neither side shows them.
+    unverifiable: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.unverifiable
+
+    def counts(self) -> dict[str, int]:
+        """Mismatches by class, and the unverifiable rows."""
+        out = {"only_in_sheets": 0, "only_in_database": 0, "different": 0, "duplicated": 0}
+        for m in self.mismatches:
+            if m.problem == "missing in the database":
+                out["only_in_sheets"] += 1
+            elif m.problem == "missing in Sheets":
+                out["only_in_database"] += 1
+            elif m.problem.startswith("duplicated"):
+                out["duplicated"] += 1
+            else:
+                out["different"] += 1
+        out["unverifiable"] = len(self.unverifiable)
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "positions_checked": self.positions_checked,
             "ledger_checked": self.ledger_checked,
+            "counts": self.counts(),
+            "unverifiable": self.unverifiable,
             "pending_in_outbox": self.pending,
             "mismatches": [
                 {"kind": m.kind, "key": m.key, "problem": m.problem} for m in self.mismatches
@@ -135,14 +156,25 @@ async def verify(
 ) -> VerifyReport:
     """Compare positions and ledger of the two stores."""
     waiting = set(pending)
-    sheet_positions, db_positions = await sheets.fetch_positions(), await db.fetch_positions()
-    sheet_ledger, db_ledger = await sheets.fetch_ledger(), await db.fetch_ledger()
+    unreadable: list[str] = []
+
+    async def read(adapter: DataSourceAdapter, fetch: Any) -> Any:
+        rows = await fetch()
+        if isinstance(adapter, RowErrorReporting):
+            unreadable.extend(adapter.last_read_errors)
+        return rows
+
+    sheet_positions = await read(sheets, sheets.fetch_positions)
+    db_positions = await read(db, db.fetch_positions)
+    sheet_ledger = await read(sheets, sheets.fetch_ledger)
+    db_ledger = await read(db, db.fetch_ledger)
     report = VerifyReport(
         positions_checked=len(
             {p.symbol for p in sheet_positions} | {p.symbol for p in db_positions}
         ),
         ledger_checked=len(set(map(_ledger_key, sheet_ledger)) | set(map(_ledger_key, db_ledger))),
         pending=sorted(waiting),
+        unverifiable=unreadable,
     )
     report.mismatches = compare_positions(sheet_positions, db_positions, waiting) + compare_ledgers(
         sheet_ledger, db_ledger, waiting
