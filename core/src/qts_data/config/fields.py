@@ -23,6 +23,11 @@ __all__ = ["env_text_for", "hides_input", "is_secret_type", "is_string_type"]
 _SECRETS = (SecretStr, SecretBytes)
 
 
+def _is_class(value: Any) -> bool:
+    """A class, not a parametrised generic (Python 3.10 calls ``list[str]`` a type)."""
+    return isinstance(value, type) and get_origin(value) is None
+
+
 def _members(annotation: Any) -> list[Any]:
     """The types a value of ``annotation`` may have (unions and ``Annotated`` unwrapped)."""
     origin = get_origin(annotation)
@@ -35,7 +40,7 @@ def _members(annotation: Any) -> list[Any]:
 
 def is_secret_type(annotation: Any) -> bool:
     """``SecretStr``, ``SecretStr | None``, ``list[SecretStr]``, ...: any secret inside."""
-    if isinstance(annotation, type) and issubclass(annotation, _SECRETS):
+    if _is_class(annotation) and issubclass(annotation, _SECRETS):
         return True
     return any(is_secret_type(arg) for arg in get_args(annotation))
 
@@ -49,7 +54,7 @@ def is_string_type(annotation: Any) -> bool:
         if get_origin(member) is Literal:
             if not all(isinstance(v, str) for v in get_args(member)):
                 return False
-        elif not (isinstance(member, type) and issubclass(member, (str, SecretStr))):
+        elif not (_is_class(member) and issubclass(member, (str, SecretStr))):
             return False
     return True
 
@@ -66,7 +71,7 @@ def hides_input(model: type[BaseModel], loc: Sequence[int | str]) -> bool:
     if is_secret_type(info.annotation):
         return True
     for member in _members(info.annotation):
-        if isinstance(member, type) and issubclass(member, BaseModel):
+        if _is_class(member) and issubclass(member, BaseModel):
             return hides_input(member, loc[1:])
     return False
 
