@@ -1,9 +1,13 @@
-"""Secrets are masked in every output, log line and error message.
+"""The last line of defence for secrets, and their public view.
 
-Values of ``SecretStr`` settings and passwords inside URLs (``scheme://user:pw@host``)
-are registered when a configuration is validated; :func:`mask` replaces them
-with ``***`` wherever they appear. A logging filter applies it to every record
-of the ``qts_data`` loggers, and the command line applies it to everything it prints.
+Secrets are kept out of messages by construction: secret-typed settings
+(:mod:`qts_data.config.fields` never quotes their input), server URLs parsed
+once (:mod:`qts_data.config.urls`: messages name the setting, never the URL).
+Should a library still print one, the values of ``SecretStr`` settings and the
+passwords inside URLs are registered when a configuration is validated, and
+:func:`mask` replaces them with ``***``: a logging filter applies it to every
+record of the ``qts_data`` loggers, and the command line to everything it
+prints. The tests (:mod:`qts_data.testing.secret_search`) run with this net off.
 """
 
 from __future__ import annotations
