@@ -10,6 +10,7 @@ missing from the database and a blanked cell each make ``verify`` fail again.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,47 @@ def test_unreadable_rows_fail_backfill_and_verify_until_corrected(
     assert code == 1
     assert report["counts"]["unverifiable"] == 1
     assert report["unverifiable"][0].startswith("sheet 'Position' row 2: Position.qty")
+
+
+WRITES = ("values.batchUpdate", "values.append", "values.update")
+
+
+def test_backfill_writes_only_what_differs_in_batches(
+    sheets_standin: SheetsStandIn, make_postgres_database: Any, tmp_path: Path
+) -> None:
+    spreadsheet = create_default_spreadsheet(sheets_standin, time_zone="Asia/Seoul")
+    sheets_standin.put_rows(spreadsheet, "Position", POSITIONS[:2])
+    sheets_standin.put_rows(spreadsheet, "T_Ledger", LEDGER[:1])
+    dsn = make_postgres_database()
+    config = _config(tmp_path, sheets_standin, spreadsheet, dsn)
+    assert _cli("migrate", str(config)).exit_code == 0
+    assert _cli("backfill", str(config)).exit_code == 0
+    run_psql(dsn, "UPDATE positions SET qty = 7 WHERE symbol = '005930'")
+    for n in range(2, 60):  # entries only the database has, as after DB_ONLY
+        run_psql(
+            dsn,
+            "INSERT INTO t_ledger (timestamp, symbol, side, qty, price, amount, order_id) VALUES "
+            f"('2026-03-02T01:00:00Z'::timestamptz + interval '{n} seconds', '005930', 'BUY', 1, 70000, 70000, 'o-{n}')",
+        )
+
+    sheets_standin.clear_log()
+    back = _cli("backfill", "--to-sheets", str(config))
+    assert back.exit_code == 0, back.text()
+    assert "backfill into Sheets: positions 1, ledger 58" in back.stdout  # only what differs
+    assert "(ledger entries already in Sheets: 1)" in back.stdout
+    # One batch update for the changed position and one append for 58 entries, not a
+    # request per row.
+    assert [r.operation for r in sheets_standin.requests_for(*WRITES)] == [
+        "values.batchUpdate",
+        "values.append",
+    ]
+    assert Decimal(sheets_standin.cells(spreadsheet, "Position")[1][1]) == 7
+    assert sheets_standin.data_rows(spreadsheet, "T_Ledger") == 59
+
+    sheets_standin.clear_log()
+    again = _cli("backfill", "--to-sheets", str(config))
+    assert again.exit_code == 0, again.text()
+    assert "backfill into Sheets: positions 0, ledger 0" in again.stdout
+    assert sheets_standin.requests_for(*WRITES) == []  # nothing to copy, nothing written
+    code, report = _verify(config)
+    assert (code, report["ok"]) == (0, True), report

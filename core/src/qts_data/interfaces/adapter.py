@@ -96,6 +96,15 @@ class DataSourceAdapter(Component, abc.ABC):
     async def save_position(self, position: Position) -> None:
         """Insert or replace the position of ``position.symbol`` atomically."""
 
+    async def save_positions(self, positions: Iterable[Position]) -> int:
+        """Insert or replace many positions; returns how many. Adapters that write them in
+        fewer round trips than one each (a spreadsheet: one read, one batch) override it."""
+        count = 0
+        for position in positions:
+            await self.save_position(position)
+            count += 1
+        return count
+
     async def update_position(
         self, symbol: str, qty: Decimal | int | str, avg_price: Decimal | int | str, **fields: Any
     ) -> Position:
@@ -108,6 +117,14 @@ class DataSourceAdapter(Component, abc.ABC):
     @abc.abstractmethod
     async def append_ledger(self, entry: LedgerEntry) -> bool:
         """Record an execution. False when its idempotency key was already recorded."""
+
+    async def append_ledger_batch(self, entries: Iterable[LedgerEntry]) -> int:
+        """Record many executions; returns how many were new (idempotent like
+        :meth:`append_ledger`). Adapters that append in one request override it."""
+        new = 0
+        for entry in entries:
+            new += bool(await self.append_ledger(entry))
+        return new
 
     @abc.abstractmethod
     async def fetch_ledger(

@@ -3,7 +3,10 @@
 Idempotent and resumable by construction: ledger entries are written once per
 idempotency key and positions, strategy parameters and risk settings are
 upserts, so running it again, or after an interruption, copies only what is
-missing and changes nothing else. Rows the source could not read (a person's
+missing and changes nothing else. It reads each side once and writes only what
+differs (positions not equal field by field, ledger entries the target lacks),
+in batches (``save_positions``, ``append_ledger_batch``: a spreadsheet takes a
+batch in one request), so a run with nothing to copy writes nothing. Rows the source could not read (a person's
 typo in a sheet) are not copied: the report names each one (``unreadable``), and
 the command exits non-zero, so a backfill never signs off a partial copy.
 """
@@ -16,6 +19,7 @@ from typing import Any
 
 from qts_data.errors import NotSupportedError
 from qts_data.interfaces import Capability, DataSourceAdapter, RowErrorReporting
+from qts_data.migration.compare import ledger_key, same_contract
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -40,6 +44,10 @@ class BackfillReport:
         }
 
 
+#: Rows handed to one ``save_positions`` / ``append_ledger_batch`` call.
+BATCH = 500
+
+
 def _unreadable(source: DataSourceAdapter, report: BackfillReport) -> None:
     if isinstance(source, RowErrorReporting):
         report.unreadable.extend(source.last_read_errors)
@@ -52,18 +60,25 @@ async def backfill(
 
     positions = await source.fetch_positions()
     _unreadable(source, report)
-    for n, position in enumerate(positions, 1):
-        await target.save_position(position)
-        progress("positions", n, len(positions))
-    report.copied["positions"] = len(positions)
+    held = {p.symbol: p for p in await target.fetch_positions()}
+    # updated_at is left out: a row a person typed without one reads as "now" every time.
+    changed = [
+        p for p in positions if not same_contract(held.get(p.symbol), p, ignore=("updated_at",))
+    ]
+    for start in range(0, len(changed), BATCH):
+        await target.save_positions(changed[start : start + BATCH])
+        progress("positions", min(start + BATCH, len(changed)), len(changed))
+    report.copied["positions"] = len(changed)
+    report.already_there["positions"] = len(positions) - len(changed)
 
     ledger = await source.fetch_ledger()
     _unreadable(source, report)
+    recorded = {ledger_key(e) for e in await target.fetch_ledger()}
+    missing = [e for e in ledger if ledger_key(e) not in recorded]
     new = 0
-    for n, entry in enumerate(ledger, 1):
-        new += bool(await target.append_ledger(entry))
-        if n % 50 == 0 or n == len(ledger):
-            progress("ledger", n, len(ledger))
+    for start in range(0, len(missing), BATCH):
+        new += await target.append_ledger_batch(missing[start : start + BATCH])
+        progress("ledger", min(start + BATCH, len(missing)), len(missing))
     report.copied["ledger"] = new
     report.already_there["ledger"] = len(ledger) - new
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from qts_data.contracts import LedgerEntry, Position
 from qts_data.interfaces import DataSourceAdapter, RowErrorReporting
+from qts_data.migration.compare import ledger_key, same_value
 
 _LEDGER_FIELDS = (
     "timestamp",
@@ -84,16 +84,6 @@ class VerifyReport:
         }
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, Decimal) and isinstance(b, Decimal):
-        return a.compare(b) == 0
-    return bool(a == b)
-
-
-def _ledger_key(entry: LedgerEntry) -> str:
-    return entry.idempotency_key or f"{entry.symbol}@{entry.timestamp.isoformat()}"
-
-
 def compare_positions(
     sheets: Iterable[Position], db: Iterable[Position], pending: set[str]
 ) -> list[Mismatch]:
@@ -108,7 +98,7 @@ def compare_positions(
             found.append(Mismatch("position", symbol, "missing in Sheets"))
         elif b is None:
             found.append(Mismatch("position", symbol, "missing in the database"))
-        elif not (_same(a.qty, b.qty) and _same(a.avg_price, b.avg_price)):
+        elif not (same_value(a.qty, b.qty) and same_value(a.avg_price, b.avg_price)):
             found.append(
                 Mismatch(
                     "position",
@@ -125,13 +115,13 @@ def compare_ledgers(
     found = []
     left: dict[str, LedgerEntry] = {}
     for entry in sheets:
-        key = _ledger_key(entry)
+        key = ledger_key(entry)
         if key in left:
             found.append(Mismatch("ledger", key, "duplicated in Sheets"))
         left[key] = entry
     right: dict[str, LedgerEntry] = {}
     for entry in db:
-        key = _ledger_key(entry)
+        key = ledger_key(entry)
         if key in right:
             found.append(Mismatch("ledger", key, "duplicated in the database"))
         right[key] = entry
@@ -144,7 +134,7 @@ def compare_ledgers(
         elif b is None:
             found.append(Mismatch("ledger", key, "missing in the database"))
         else:
-            differ = [f for f in _LEDGER_FIELDS if not _same(getattr(a, f), getattr(b, f))]
+            differ = [f for f in _LEDGER_FIELDS if not same_value(getattr(a, f), getattr(b, f))]
             if differ:
                 detail = ", ".join(f"{f}: {getattr(a, f)} vs {getattr(b, f)}" for f in differ)
                 found.append(Mismatch("ledger", key, f"differs ({detail})"))
@@ -172,7 +162,7 @@ async def verify(
         positions_checked=len(
             {p.symbol for p in sheet_positions} | {p.symbol for p in db_positions}
         ),
-        ledger_checked=len(set(map(_ledger_key, sheet_ledger)) | set(map(_ledger_key, db_ledger))),
+        ledger_checked=len(set(map(ledger_key, sheet_ledger)) | set(map(ledger_key, db_ledger))),
         pending=sorted(waiting),
         unverifiable=unreadable,
     )
