@@ -11,14 +11,12 @@ than the adapter. Everything else passes straight through.
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from qts_data.cache import CacheKind, CacheManager, codec_for
 from qts_data.compositions.delegating import DelegatingAdapter
 from qts_data.contracts import HealthStatus, Position, RiskConfig, StrategyParam
 from qts_data.interfaces import DataSourceAdapter
-from qts_data.interfaces.adapter import updated_position
 from qts_data.plugins.registry import BuildContext, ComponentKind, ComponentRef, Settings
 
 ALL = "__all__"
@@ -64,17 +62,6 @@ class CachedAdapter(DelegatingAdapter):
             symbol=position.symbol,
         )
         await self.cache.invalidate(CacheKind.POSITION, symbol=ALL)
-
-    async def update_position(
-        self, symbol: str, qty: Decimal | int | str, avg_price: Decimal | int | str, **fields: Any
-    ) -> Position:
-        """The fields not given keep what the store holds (read from the store, not the
-        cache: the merge starts from the truth, and the cache's counts stay the reads')."""
-        position = updated_position(
-            await self.inner.fetch_position(symbol), symbol, qty, avg_price, fields
-        )
-        await self.save_position(position)
-        return position
 
     # -- risk: risk:account ---------------------------------------------------------------
     async def fetch_risk_configs(self) -> list[RiskConfig]:

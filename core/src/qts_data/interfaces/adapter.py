@@ -19,7 +19,6 @@ from qts_data.contracts import (
     StrategyParam,
     TickData,
 )
-from qts_data.contracts._base import utc_now
 from qts_data.errors import NotSupportedError
 from qts_data.interfaces.component import Component
 
@@ -53,22 +52,6 @@ class Capability:
     ALL: ClassVar[frozenset[str]] = frozenset(
         {POSITIONS, LEDGER, TICKS, OHLCV, EXECUTION_LOGS, STRATEGIES, RISK, RAW}
     )
-
-
-def updated_position(
-    current: Position | None,
-    symbol: str,
-    qty: Decimal | int | str,
-    avg_price: Decimal | int | str,
-    fields: dict[str, Any],
-) -> Position:
-    """What :meth:`DataSourceAdapter.update_position` stores: ``current`` (None for a new
-    symbol) with the quantity, the average price, the ``fields`` given and ``updated_at``
-    now (unless given); validated."""
-    values: dict[str, Any] = dict(current.__dict__) if current is not None else {}
-    values.update(symbol=symbol, qty=qty, avg_price=avg_price, updated_at=utc_now())
-    values.update(fields)
-    return Position(**values)
 
 
 class DataSourceAdapter(Component, abc.ABC):
@@ -125,13 +108,8 @@ class DataSourceAdapter(Component, abc.ABC):
     async def update_position(
         self, symbol: str, qty: Decimal | int | str, avg_price: Decimal | int | str, **fields: Any
     ) -> Position:
-        """Set the quantity and average price of ``symbol`` (seeds/002 §4.1), and the
-        ``fields`` given; the position's other fields keep what is stored (a market, an
-        exposure a person typed into a sheet are not blanked). ``updated_at`` is now unless
-        given. Returns the stored contract. (:meth:`save_position` replaces a position whole.)"""
-        position = updated_position(
-            await self.fetch_position(symbol), symbol, qty, avg_price, fields
-        )
+        """Set the position of ``symbol`` (seeds/002 §4.1); returns the stored contract."""
+        position = Position(symbol=symbol, qty=qty, avg_price=avg_price, **fields)
         await self.save_position(position)
         return position
 

@@ -345,37 +345,6 @@ class AdapterConformance:
         stored = await adapter.fetch_position("005930")
         assert dumps(stored) == dumps(returned)
 
-    async def test_update_position_keeps_the_fields_it_is_not_given(
-        self, adapter: DataSourceAdapter
-    ) -> None:
-        """update_position sets quantity and price: a market or an exposure stored before
-        (typed by a person into a sheet) is kept, not blanked."""
-        await self._require_positions(adapter)
-        await adapter.save_position(
-            Position(
-                symbol="KRW-BTC",
-                qty=1,
-                avg_price=100,
-                market="UPBIT",
-                exposure_value=D("12345.67"),
-                exposure_pct=D("0.1234"),
-                unrealized_pnl=D("-0.01"),
-            )
-        )
-        returned = await adapter.update_position("KRW-BTC", 2, "101.5")
-        stored = await adapter.fetch_position("KRW-BTC")
-        assert stored is not None
-        assert dumps(stored) == dumps(returned)
-        assert (stored.qty, stored.avg_price) == (D(2), D("101.5"))
-        assert (stored.market, stored.exposure_value, stored.exposure_pct) == (
-            "UPBIT",
-            D("12345.67"),
-            D("0.1234"),
-        )
-        assert stored.unrealized_pnl == D("-0.01")
-        cleared = await adapter.update_position("KRW-BTC", 2, "101.5", unrealized_pnl=None)
-        assert cleared.unrealized_pnl is None and cleared.market == "UPBIT"
-
     async def test_fetch_positions_is_ordered_by_symbol(self, adapter: DataSourceAdapter) -> None:
         await self._require_positions(adapter)
         for symbol in ("MSFT", "005930", "AAPL", "TSLA", "000660"):

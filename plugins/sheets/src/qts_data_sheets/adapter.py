@@ -53,7 +53,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone, tzinfo
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,7 +72,6 @@ from qts_data.contracts import (
 from qts_data.contracts.checks import check_range as _check_range
 from qts_data.errors import BackendError, ContractError, NotSupportedError, QtsDataError
 from qts_data.interfaces import Capability, DataSourceAdapter, IngestResult, TickSource
-from qts_data.interfaces.adapter import updated_position
 from qts_data_sheets.a1 import column_letters, format_range, parse_box, quote_sheet, split_range
 from qts_data_sheets.mapping import ParsedRows, SheetLayout, SymbolRule, cell_text, parse_rows
 from qts_data_sheets.ratelimit import SlidingWindowLimiter, shared_limiter
@@ -513,21 +511,6 @@ class SheetsAdapter(DataSourceAdapter):
         items = _typed(positions, Position, "save_positions")
         return await self._upsert("positions", items)
 
-    async def update_position(
-        self, symbol: str, qty: Decimal | int | str, avg_price: Decimal | int | str, **fields: Any
-    ) -> Position:
-        """As the interface says (the other fields keep what the row holds), with the row
-        read once: one ``values.get`` and one write."""
-        stored: list[Position] = []
-
-        def merge(current: Position | None) -> Position:
-            stored.append(updated_position(current, symbol, qty, avg_price, fields))
-            return stored[-1]
-
-        provisional = updated_position(None, symbol, qty, avg_price, fields)
-        await self._upsert("positions", [provisional], merge)
-        return stored[-1]
-
     async def save_strategy_param(self, param: StrategyParam) -> None:
         self._require_writable(Capability.STRATEGIES, "save_strategy_param", "strategies")
         await self._upsert("strategies", _typed([param], StrategyParam, "save_strategy_param"))
@@ -544,11 +527,7 @@ class SheetsAdapter(DataSourceAdapter):
                 "true to allow writing it)"
             )
 
-    async def _upsert(
-        self, role: str, items: list[Any], merge: Callable[[Any | None], Any] | None = None
-    ) -> int:
-        """Write ``items`` by key in at most three requests. ``merge``, for one item, makes
-        the row from what the sheet holds for its key (None for a new key), in the same read."""
+    async def _upsert(self, role: str, items: list[Any]) -> int:
         if not items:
             return 0
         key_of = _key_of(role)
@@ -560,9 +539,6 @@ class SheetsAdapter(DataSourceAdapter):
             latest: dict[str, Any] = {}
             for item in items:
                 latest[str(key_of(item))] = item
-            if merge is not None:
-                held = {str(key_of(row)): row for _, row in parsed.rows}
-                latest = {key: merge(held.get(key)) for key in latest}
             updates: dict[int, list[str]] = {}
             appends: dict[str, list[str]] = {}
             for key, item in latest.items():
