@@ -333,7 +333,7 @@ class Contract(BaseModel, metaclass=_ContractMeta):
                 continue
             info = cls.model_fields[name]
             try:
-                values[name] = parse_cell(cell, info.annotation, tz, decimal_places(info))
+                values[name] = parse_cell(cell, info.annotation, tz, _places_of(cls)[name])
             except ValueError as exc:
                 prefix = f"{where}: " if where else ""
                 raise ContractError(f"{prefix}column {header!r}: {exc}") from None
@@ -399,6 +399,19 @@ def decimal_places(info: Any) -> int | None:
         if annotation is not None:
             stack.extend(get_args(annotation))
     return None
+
+
+_PLACES: dict[type[Any], dict[str, int | None]] = {}  # contract class -> field -> places
+
+
+def _places_of(cls: type[Contract]) -> dict[str, int | None]:
+    """:func:`decimal_places` of every field of ``cls``, worked out once per class."""
+    places = _PLACES.get(cls)
+    if places is None:
+        places = _PLACES[cls] = {
+            name: decimal_places(info) for name, info in cls.model_fields.items()
+        }
+    return places
 
 
 #: A float within this many units in the last place of a decimal of the field's scale is
